@@ -1,0 +1,1 @@
+"""tensorweave.compiler (see the issue tracker for its status)."""

@@ -1,0 +1,1 @@
+"""tensorweave.dse (see the issue tracker for its status)."""

@@ -1,0 +1,1 @@
+"""tensorweave.fpga (see the issue tracker for its status)."""

@@ -1,0 +1,1 @@
+"""tensorweave.hw (see the issue tracker for its status)."""
