@@ -27,7 +27,6 @@ def c_header(isa: ISA) -> str:
     for key, value in {**{k: v for k, v in cfg.to_dict().items() if isinstance(v, int)}, **cfg.derived()}.items():
         out.append(f"#define TW_{key.upper()} {value}")
     out.append(f"#define TW_INSN_WIDTH {isa.instruction_width}")
-    out.append(f"#define TW_UOP_WIDTH {isa.uop.word_width}")
     out.append("")
     for enum, members in isa.enums.items():
         for member, value in members.items():
@@ -94,6 +93,7 @@ def generate(preset: str) -> dict[Path, str]:
 
 
 def write_all() -> list[Path]:
+    """Regenerate every preset's files; returns those that changed."""
     written = []
     for preset in preset_names():
         for path, text in generate(preset).items():

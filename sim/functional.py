@@ -1,0 +1,364 @@
+"""The functional simulator: the executable definition of every tensorweave instruction.
+
+Fetch reads the instruction words from DRAM and dispatches them in order into three bounded
+command queues (load: LOAD of INP/WGT; compute: LOAD of UOP/ACC, GEMM, ALU, FINISH; store: STORE).
+Each unit runs its queue in order. An instruction first takes its tokens (pop_prev / pop_next, all
+of them or none), then acts, then gives its tokens (push_prev / push_next), waiting while a token
+queue is full. Fetch stops after FINISH; the run is done when every queue has drained. When no
+unit can move, the program would deadlock on the hardware too, and `SimError` names each stuck
+unit, its instruction index and the token queue it waits on.
+
+The per-instruction definitions are `_load`, `_store`, `_gemm` and `_alu` below; the ISA
+reference (isa/generated/*/ISA.md) links here.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import numpy as np
+
+from ..configs import AccelConfig
+from ..isa import Insn, Program, build_isa, element_bytes
+from ..isa.program import pack, unpack
+
+UNITS = ("load", "compute", "store")
+# Token queues, named by (producer, consumer).
+QUEUES = {("load", "compute"): "load->compute", ("compute", "load"): "compute->load",
+          ("compute", "store"): "compute->store", ("store", "compute"): "store->compute"}
+_PREV = {"load": None, "compute": "load", "store": "compute"}
+_NEXT = {"load": "compute", "compute": "store", "store": None}
+
+
+class SimError(RuntimeError):
+    """The program did something the hardware cannot do; the message names the instruction."""
+
+
+@dataclass
+class Stats:
+    insns: Counter = field(default_factory=Counter)        # per unit
+    ops: Counter = field(default_factory=Counter)          # per mnemonic, e.g. 'load.inp', 'alu.max'
+    gemm_iterations: int = 0                               # micro-op executions on the GEMM core
+    alu_iterations: int = 0
+    dram_read_bytes: int = 0
+    dram_write_bytes: int = 0
+    tokens_left: dict[str, int] = field(default_factory=dict)
+
+    def macs(self, config: AccelConfig) -> int:
+        return self.gemm_iterations * config.macs_per_cycle
+
+
+@dataclass
+class RunResult:
+    outputs: dict[str, np.ndarray]
+    stats: Stats
+    dram: bytearray
+    cycles: int | None = None
+
+
+def _wrap(values: np.ndarray, bits: int) -> np.ndarray:
+    """Two's complement wrap to `bits`."""
+    half = 1 << (bits - 1)
+    return ((values + half) & ((1 << bits) - 1)) - half
+
+
+class FunctionalSim:
+    """Runs Programs for one config; `run` returns outputs and instruction statistics."""
+
+    def __init__(self, config: AccelConfig):
+        self.config = config
+        self.isa = build_isa(config)
+        c = config
+        self.inp = np.zeros((c.inp_depth, c.batch, c.block_in), dtype=np.int64)
+        self.wgt = np.zeros((c.wgt_depth, c.block_out, c.block_in), dtype=np.int64)
+        self.acc = np.zeros((c.acc_depth, c.batch, c.block_out), dtype=np.int64)
+        self.uop = np.zeros(c.uop_depth, dtype=np.int64)
+        self._uop_fields = {f.name: (f.offset, (1 << f.width) - 1) for f in self.isa.uop.named_fields}
+
+    # --- the run loop --------------------------------------------------------------------------
+    def run(self, program: Program, inputs: Mapping[str, np.ndarray] | None = None) -> RunResult:
+        if program.config != self.config:
+            raise SimError(f"program was built for config '{program.config.name}' ({program.config.digest}), "
+                           f"not '{self.config.name}' ({self.config.digest})")
+        self.dram = program.dram_image(inputs)
+        self.stats = Stats()
+        depth_cmd, depth_dep = self.config.cmd_queue_depth, self.config.dep_queue_depth
+        commands: dict[str, deque[tuple[int, Insn]]] = {u: deque() for u in UNITS}
+        tokens = {q: 0 for q in QUEUES.values()}
+        phase = {u: "pop" for u in UNITS}  # pop -> (act) -> push, per head instruction
+        pc, count, finished = 0, len(program.insns), False
+        ib = program.insn_bytes
+        while True:
+            progress = False
+            # Fetch: one instruction per step, in order, while its queue has room.
+            if not finished and pc < count:
+                word = int.from_bytes(self.dram[pc * ib:(pc + 1) * ib], "little")
+                insn = self._decode(word, pc)
+                unit = self._route(insn, pc)
+                if len(commands[unit]) < depth_cmd:
+                    commands[unit].append((pc, insn))
+                    finished = insn.op == "FINISH"
+                    pc += 1
+                    progress = True
+            for unit in UNITS:
+                while commands[unit]:
+                    index, insn = commands[unit][0]
+                    moved = self._step(unit, index, insn, phase, tokens, depth_dep)
+                    if not moved:
+                        break
+                    progress = True
+                    if phase[unit] == "done":
+                        commands[unit].popleft()
+                        phase[unit] = "pop"
+            drained = not any(commands.values())
+            if drained and (finished or pc == count):
+                break
+            if not progress:
+                raise SimError("deadlock: " + "; ".join(self._stuck(commands, phase, tokens)))
+        if not finished:
+            raise SimError(f"the program's {count} instructions ran without a FINISH; end it with 'finish'")
+        self.stats.tokens_left = {q: n for q, n in tokens.items() if n}
+        outputs = {t.name: program.read_tensor(self.dram, t.name) for t in program.outputs}
+        return RunResult(outputs, self.stats, self.dram)
+
+    def _step(self, unit: str, index: int, insn: Insn, phase: dict[str, str], tokens: dict[str, int],
+              depth: int) -> bool:
+        pops = self._token_queues(unit, insn, "pop")
+        pushes = self._token_queues(unit, insn, "push")
+        if phase[unit] == "pop":
+            if not all(tokens[q] > 0 for q in pops):
+                return False
+            for q in pops:
+                tokens[q] -= 1
+            self._execute(unit, index, insn)
+            phase[unit] = "push"
+            return True
+        if not all(tokens[q] < depth for q in pushes):
+            return False
+        for q in pushes:
+            tokens[q] += 1
+        phase[unit] = "done"
+        return True
+
+    def _token_queues(self, unit: str, insn: Insn, kind: str) -> list[str]:
+        queues = []
+        for side, neighbour in (("prev", _PREV[unit]), ("next", _NEXT[unit])):
+            if insn.fields.get(f"{kind}_{side}"):
+                if neighbour is None:
+                    raise SimError(f"instruction {insn.op.lower()} in the {unit} unit sets {kind}_{side}, "
+                                   f"but the {unit} unit has no {side} stage")
+                queues.append(QUEUES[(neighbour, unit)] if kind == "pop" else QUEUES[(unit, neighbour)])
+        return queues
+
+    def _stuck(self, commands, phase, tokens) -> list[str]:
+        out = []
+        for unit in UNITS:
+            if not commands[unit]:
+                continue
+            index, insn = commands[unit][0]
+            if phase[unit] == "pop":
+                waits = [q for q in self._token_queues(unit, insn, "pop") if tokens[q] == 0]
+                out.append(f"{unit} unit at instruction {index} ({insn.op.lower()}) waits to pop an empty "
+                           f"token queue {', '.join(waits)}")
+            else:
+                waits = self._token_queues(unit, insn, "push")
+                out.append(f"{unit} unit at instruction {index} ({insn.op.lower()}) waits to push to the full "
+                           f"token queue {', '.join(waits)}")
+        return out or ["fetch is blocked by a full command queue"]
+
+    def _decode(self, word: int, index: int) -> Insn:
+        try:
+            return self.isa.decode(word)
+        except ValueError as exc:
+            raise SimError(f"instruction {index}: illegal instruction word {word:#x} ({exc})") from None
+
+    def _route(self, insn: Insn, index: int) -> str:
+        if insn.op == "STORE":
+            if self.isa.enum_name("memory_id", insn.memory_id) != "OUT":
+                raise SimError(f"instruction {index}: STORE must use memory_id OUT, not "
+                               f"{self._memory(insn, index)}")
+            return "store"
+        if insn.op == "LOAD":
+            memory = self._memory(insn, index)
+            if memory in ("INP", "WGT"):
+                return "load"
+            if memory in ("UOP", "ACC"):
+                return "compute"
+            raise SimError(f"instruction {index}: LOAD cannot target memory {memory}")
+        return "compute"
+
+    def _memory(self, insn: Insn, index: int) -> str:
+        try:
+            return self.isa.enum_name("memory_id", insn.memory_id)
+        except ValueError:
+            raise SimError(f"instruction {index}: memory_id {insn.memory_id} is not a memory") from None
+
+    def _execute(self, unit: str, index: int, insn: Insn) -> None:
+        self.stats.insns[unit] += 1
+        if insn.op == "LOAD":
+            self._load(index, insn)
+        elif insn.op == "STORE":
+            self._store(index, insn)
+        elif insn.op == "GEMM":
+            self._gemm(index, insn)
+        elif insn.op == "ALU":
+            self._alu(index, insn)
+        else:
+            self.stats.ops["finish"] += 1
+
+    # --- instruction definitions ---------------------------------------------------------------
+    def _buffer(self, memory: str) -> np.ndarray:
+        return {"INP": self.inp, "WGT": self.wgt, "ACC": self.acc, "UOP": self.uop}[memory]
+
+    def _element_codec(self, memory: str) -> tuple[int, bool]:
+        c = self.config
+        return {"INP": (c.inp_width, True), "WGT": (c.wgt_width, True), "ACC": (c.acc_width, True),
+                "UOP": (c.uop_width, False), "OUT": (c.out_width, True)}[memory]
+
+    def _load(self, index: int, insn: Insn) -> None:
+        """LOAD: a y_size x x_size tile of elements from DRAM, zero-padded on four sides."""
+        memory = self._memory(insn, index)
+        self.stats.ops[f"load.{memory.lower()}"] += 1
+        pads = (insn.y_pad_0, insn.y_pad_1, insn.x_pad_0, insn.x_pad_1)
+        if memory == "UOP" and any(pads):
+            raise SimError(f"instruction {index}: UOP loads take no padding, got pads {pads}")
+        buffer = self._buffer(memory)
+        size = element_bytes(self.config, memory)
+        bits, signed = self._element_codec(memory)
+        rows = insn.y_pad_0 + insn.y_size + insn.y_pad_1
+        width = insn.x_pad_0 + insn.x_size + insn.x_pad_1
+        end = insn.sram_base + rows * width
+        if end > buffer.shape[0]:
+            raise SimError(f"instruction {index} (load.{memory.lower()}): writes {memory} rows "
+                           f"{insn.sram_base}..{end - 1}, past the scratchpad's {buffer.shape[0]} rows")
+        tile = np.zeros((rows, width) + buffer.shape[1:], dtype=np.int64)
+        per_row = insn.x_size * size
+        for y in range(insn.y_size):
+            start = (insn.dram_base + y * insn.x_stride) * size
+            self._check_dram(index, start, per_row)
+            values = unpack(self.dram[start:start + per_row], bits, insn.x_size * int(np.prod(buffer.shape[1:])), signed)
+            tile[insn.y_pad_0 + y, insn.x_pad_0:insn.x_pad_0 + insn.x_size] = values.reshape(
+                (insn.x_size,) + buffer.shape[1:])
+        self.stats.dram_read_bytes += per_row * insn.y_size
+        buffer[insn.sram_base:end] = tile.reshape((rows * width,) + buffer.shape[1:])
+
+    def _store(self, index: int, insn: Insn) -> None:
+        """STORE: y_size x x_size accumulator rows to DRAM, each value truncated to out_width bits."""
+        self.stats.ops["store"] += 1
+        if any((insn.y_pad_0, insn.y_pad_1, insn.x_pad_0, insn.x_pad_1)):
+            raise SimError(f"instruction {index}: STORE takes no padding")
+        end = insn.sram_base + insn.y_size * insn.x_size
+        if end > self.acc.shape[0]:
+            raise SimError(f"instruction {index} (store): reads accumulator rows {insn.sram_base}..{end - 1}, "
+                           f"past the scratchpad's {self.acc.shape[0]} rows")
+        size = self.config.out_row_bytes
+        for y in range(insn.y_size):
+            rows = self.acc[insn.sram_base + y * insn.x_size:insn.sram_base + (y + 1) * insn.x_size]
+            start = (insn.dram_base + y * insn.x_stride) * size
+            self._check_dram(index, start, insn.x_size * size)
+            self.dram[start:start + insn.x_size * size] = pack(rows, self.config.out_width)
+        self.stats.dram_write_bytes += insn.y_size * insn.x_size * size
+
+    def _check_dram(self, index: int, start: int, nbytes: int) -> None:
+        if start < 0 or start + nbytes > len(self.dram):
+            raise SimError(f"instruction {index}: DRAM bytes {start}..{start + nbytes - 1} are outside the "
+                           f"program's {len(self.dram)}-byte DRAM image")
+
+    def _loop_indices(self, index: int, insn: Insn) -> dict[str, np.ndarray]:
+        """The (iter_out, iter_in, uop) loop of GEMM/ALU as flat index arrays, in execution order."""
+        if insn.uop_end > self.uop.shape[0]:
+            raise SimError(f"instruction {index} ({insn.op.lower()}): uop_end {insn.uop_end} is past the "
+                           f"micro-op buffer's {self.uop.shape[0]} entries")
+        words = self.uop[insn.uop_begin:insn.uop_end]
+        i = np.arange(insn.iter_out)[:, None, None]
+        j = np.arange(insn.iter_in)[None, :, None]
+        out = {}
+        for name in ("dst", "src", "wgt"):
+            offset, mask = self._uop_fields[name]
+            base = ((words >> offset) & mask)[None, None, :]
+            fo = insn.fields.get(f"{name}_factor_out", 0)
+            fi = insn.fields.get(f"{name}_factor_in", 0)
+            out[name] = (base + i * fo + j * fi).ravel()
+        return out
+
+    def _check_rows(self, index: int, insn: Insn, what: str, rows: np.ndarray, depth: int, memory: str) -> None:
+        if rows.size and rows.max() >= depth:
+            raise SimError(f"instruction {index} ({insn.op.lower()}): {what} index {int(rows.max())} is past "
+                           f"the {memory} scratchpad's {depth} rows")
+
+    def _gemm(self, index: int, insn: Insn) -> None:
+        """GEMM: acc[d] += inp[s] . wgt[w]^T over the micro-op loop (or acc[d] = 0 with reset)."""
+        self.stats.ops["gemm.reset" if insn.reset else "gemm"] += 1
+        idx = self._loop_indices(index, insn)
+        dst = idx["dst"]
+        self._check_rows(index, insn, "accumulator", dst, self.acc.shape[0], "accumulator")
+        if insn.reset:
+            self.acc[dst] = 0
+            return
+        src, wgt = idx["src"], idx["wgt"]
+        self._check_rows(index, insn, "input", src, self.inp.shape[0], "input")
+        self._check_rows(index, insn, "weight", wgt, self.wgt.shape[0], "weight")
+        self.stats.gemm_iterations += dst.size
+        chunk = 1 << 15
+        for lo in range(0, dst.size, chunk):
+            d, s, w = dst[lo:lo + chunk], src[lo:lo + chunk], wgt[lo:lo + chunk]
+            np.add.at(self.acc, d, np.einsum("nbi,noi->nbo", self.inp[s], self.wgt[w]))
+        touched = np.unique(dst)
+        self.acc[touched] = _wrap(self.acc[touched], self.config.acc_width)
+
+    def _alu(self, index: int, insn: Insn) -> None:
+        """ALU: acc[d] = op(acc[d], imm or acc[s]) over the micro-op loop, in order."""
+        members = self.isa.enums["alu_opcode"]
+        op = next((name for name, value in members.items() if value == insn.alu_opcode), None)
+        if op is None or not self.config.alu_has(op):
+            shown = op or f"opcode {insn.alu_opcode}"
+            raise SimError(f"instruction {index}: ALU operation {shown} is not in config "
+                           f"'{self.config.name}' (alu_ops: {', '.join(self.config.alu_ops)})")
+        self.stats.ops[f"alu.{op.lower()}" + (".reset" if insn.reset else "")] += 1
+        idx = self._loop_indices(index, insn)
+        dst, src = idx["dst"], idx["src"]
+        self._check_rows(index, insn, "destination", dst, self.acc.shape[0], "accumulator")
+        if insn.reset:
+            self.acc[dst] = 0
+            return
+        if not insn.use_imm:
+            self._check_rows(index, insn, "source", src, self.acc.shape[0], "accumulator")
+        self.stats.alu_iterations += dst.size
+        independent = np.unique(dst).size == dst.size and (
+            insn.use_imm or np.all(src == dst) or not np.intersect1d(src, dst).size)
+        if independent:
+            operand = insn.imm if insn.use_imm else self.acc[src]
+            self.acc[dst] = alu_apply(op, self.acc[dst], operand, self.config.acc_width)
+        else:
+            for d, s in zip(dst, src):
+                operand = insn.imm if insn.use_imm else self.acc[s]
+                self.acc[d] = alu_apply(op, self.acc[d], operand, self.config.acc_width)
+
+
+def alu_apply(op: str, a: np.ndarray, b: np.ndarray | int, width: int) -> np.ndarray:
+    """One ALU operation on signed `width`-bit values; the result wraps to `width` bits."""
+    a = np.asarray(a, dtype=np.int64)
+    b = np.broadcast_to(np.asarray(b, dtype=np.int64), a.shape)
+    if op == "MIN":
+        return np.minimum(a, b)
+    if op == "MAX":
+        return np.maximum(a, b)
+    if op == "ADD":
+        return _wrap(a + b, width)
+    if op == "MUL":
+        return _wrap(a * b, width)
+    if op == "SHR":
+        mask = (1 << width) - 1
+        right = a >> np.clip(b, 0, width - 1)
+        amount = np.clip(-b, 0, width).astype(np.uint64)
+        shifted = ((a & mask).astype(np.uint64) << amount) & np.uint64(mask)
+        left = _wrap(shifted.astype(np.int64), width)
+        return np.where(b >= 0, right, left)
+    raise SimError(f"unknown ALU operation {op}")
+
+
+def run_functional(program: Program, inputs: Mapping[str, np.ndarray] | None = None) -> RunResult:
+    """Run `program` on a fresh functional simulator of its own config."""
+    return FunctionalSim(program.config).run(program, inputs)
