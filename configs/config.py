@@ -11,9 +11,10 @@ import dataclasses
 import difflib
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 
@@ -213,7 +214,7 @@ class AccelConfig:
         }
 
     @classmethod
-    def from_dict(cls, data: Any, source: str = "<dict>") -> "AccelConfig":
+    def from_dict(cls, data: Any, source: str = "<dict>") -> AccelConfig:
         if not isinstance(data, dict):
             raise ConfigError(f"{source}: a config is a mapping of field: value, not {type(data).__name__}")
         known = [f.name for f in dataclasses.fields(cls) if f.name != "source"]

@@ -10,9 +10,9 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 
@@ -115,7 +115,7 @@ class Program:
 
     @classmethod
     def build(cls, config: AccelConfig, insns: list[int], uops: list[int], tensors: list[Tensor],
-              data: Mapping[str, np.ndarray] | None = None) -> "Program":
+              data: Mapping[str, np.ndarray] | None = None) -> Program:
         """Place the regions in DRAM (tensors with an offset keep it) and check the initial data."""
         insn_bytes = build_isa(config).instruction_width // 8
         align = element_alignment(config)
@@ -193,7 +193,7 @@ class Program:
                 zf.writestr(f"data/{name}.npy", buf.getvalue())
 
     @classmethod
-    def load(cls, path: str | Path) -> "Program":
+    def load(cls, path: str | Path) -> Program:
         path = Path(path)
         if not path.is_file():
             raise ProgramError(f"program file '{path}' does not exist")
@@ -244,6 +244,6 @@ def _check_overlaps(tensors: list[Tensor], first_free: int) -> None:
         if t_start < first_free:
             raise ProgramError(f"tensor '{name}' at byte {t_start} overlaps the instructions or micro-ops "
                                f"(which end at byte {first_free})")
-    for (a0, a1, an), (b0, _, bn) in zip(spans, spans[1:]):
+    for (_, a1, an), (b0, _, bn) in zip(spans, spans[1:]):
         if b0 < a1:
             raise ProgramError(f"tensors '{an}' and '{bn}' overlap in DRAM (bytes {b0}..{a1})")

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import ast
 import functools
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -213,7 +214,7 @@ def _layout(name: str, entries: list[dict], widths: Mapping[str, int], word_widt
                 pos = target
             continue
         spec = entry["width"]
-        width = widths[spec] if isinstance(spec, str) and spec in widths else evaluate(spec, widths, f"{name}.{entry['name']}")
+        width = evaluate(spec, widths, f"{name}.{entry['name']}")
         if width < 1:
             raise ISAError(f"{name}.{entry['name']}: width {width} must be at least 1")
         fields.append(Field(entry["name"], pos, width, bool(entry.get("signed", False)), entry.get("enum"),

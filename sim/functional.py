@@ -15,8 +15,8 @@ reference (isa/generated/*/ISA.md) links here.
 from __future__ import annotations
 
 from collections import Counter, deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 import numpy as np
 
@@ -238,7 +238,8 @@ class FunctionalSim:
         for y in range(insn.y_size):
             start = (insn.dram_base + y * insn.x_stride) * size
             self._check_dram(index, start, per_row)
-            values = unpack(self.dram[start:start + per_row], bits, insn.x_size * int(np.prod(buffer.shape[1:])), signed)
+            count = insn.x_size * int(np.prod(buffer.shape[1:]))
+            values = unpack(self.dram[start:start + per_row], bits, count, signed)
             tile[insn.y_pad_0 + y, insn.x_pad_0:insn.x_pad_0 + insn.x_size] = values.reshape(
                 (insn.x_size,) + buffer.shape[1:])
         self.stats.dram_read_bytes += per_row * insn.y_size

@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import pytest
-
 from tensorweave.configs import AccelConfig, ConfigError, load_config, preset_names
 
 

@@ -4,7 +4,6 @@ import shutil
 import subprocess
 
 import pytest
-
 from tensorweave.configs import load_config
 from tensorweave.isa import Insn, build_isa
 from tensorweave.isa.codegen import BANNER, GENERATED_DIR, check_all, generate

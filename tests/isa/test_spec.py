@@ -3,7 +3,6 @@
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from tensorweave.configs import AccelConfig, load_config, preset_names
 from tensorweave.isa import Insn, ISAError, Uop, build_isa
 
