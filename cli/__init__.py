@@ -9,13 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..configs import AccelConfig, ConfigError, load_config, preset_names
-from ..isa import AsmError, ISAError, Program, ProgramError, assemble, build_isa, disassemble
+from ..configs import AccelConfig, load_config, preset_names
+from ..errors import TensorweaveError
+from ..isa import Program, ProgramError, assemble, build_isa, disassemble
 from ..isa.codegen import check_all, markdown, write_all
-from ..sim import SimError, run_functional
-from ..sim.programs import ExampleError
+from ..sim import run_functional
 
-USER_ERRORS = (ConfigError, ISAError, AsmError, ProgramError, SimError, ExampleError, FileNotFoundError)
+USER_ERRORS = (TensorweaveError, FileNotFoundError)
 
 
 def _table(rows: Sequence[tuple[str, object]], title: str) -> str:
@@ -152,7 +152,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="check the program was built for this config")
     p = add("demo", cmd_demo, "assemble and run a blocked matrix multiply, checked against NumPy")
     p.add_argument("--config", default="vta-default")
+    for module in PLUGIN_MODULES:
+        _register_plugin(module, sub)
     return parser
+
+
+# Each area's subcommands live in its own module here: cli/<area>.py defines
+# `register(subparsers)`, adding parsers whose `func(args) -> int` is set with set_defaults.
+PLUGIN_MODULES = ("hw", "compiler", "fpga", "dse")
+
+
+def _register_plugin(module: str, sub) -> None:
+    import importlib
+    try:
+        plugin = importlib.import_module(f"{__name__}.{module}")
+    except ModuleNotFoundError as exc:
+        if exc.name == f"{__name__}.{module}":
+            return
+        raise
+    plugin.register(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

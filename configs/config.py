@@ -18,12 +18,14 @@ from typing import Any
 
 import yaml
 
+from ..errors import TensorweaveError
+
 PRESET_DIR = Path(__file__).resolve().parent
 
 ALU_OPS = ("MIN", "MAX", "ADD", "SHR", "MUL")
 
 
-class ConfigError(ValueError):
+class ConfigError(TensorweaveError, ValueError):
     """A config that cannot describe a buildable accelerator; the message names the field."""
 
 

@@ -19,11 +19,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..configs import AccelConfig
+from ..errors import TensorweaveError
 from .program import Program, ProgramError, Tensor, dtype_range
 from .spec import ISA, Insn, ISAError, Uop, build_isa
 
 
-class AsmError(ValueError):
+class AsmError(TensorweaveError, ValueError):
     """A line the assembler cannot read; the message names the line number and the problem."""
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..configs import AccelConfig, ConfigError
+from ..errors import TensorweaveError
 from .spec import build_isa
 
 ROLES = ("input", "weight", "const", "output", "scratch")
@@ -25,7 +26,7 @@ DTYPES = {"int2": (2, True), "int4": (4, True), "int8": (8, True), "uint8": (8, 
 FILE_FORMAT = "tensorweave-program/1"
 
 
-class ProgramError(ValueError):
+class ProgramError(TensorweaveError, ValueError):
     """A malformed program or program file; the message names the tensor, field or file."""
 
 

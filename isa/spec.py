@@ -18,11 +18,12 @@ from typing import Any
 import yaml
 
 from ..configs import AccelConfig, clog2
+from ..errors import TensorweaveError
 
 ISA_YAML = Path(__file__).resolve().parent / "isa.yaml"
 
 
-class ISAError(ValueError):
+class ISAError(TensorweaveError, ValueError):
     """The ISA description does not fit the config, or an instruction does not fit its format."""
 
 

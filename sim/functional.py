@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..configs import AccelConfig
+from ..errors import TensorweaveError
 from ..isa import Insn, Program, build_isa, element_bytes
 from ..isa.program import pack, unpack
 
@@ -32,7 +33,7 @@ _PREV = {"load": None, "compute": "load", "store": "compute"}
 _NEXT = {"load": "compute", "compute": "store", "store": None}
 
 
-class SimError(RuntimeError):
+class SimError(TensorweaveError, RuntimeError):
     """The program did something the hardware cannot do; the message names the instruction."""
 
 

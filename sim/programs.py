@@ -11,10 +11,11 @@ from __future__ import annotations
 import numpy as np
 
 from ..configs import AccelConfig
+from ..errors import TensorweaveError
 from ..isa.program import int_dtype
 
 
-class ExampleError(ValueError):
+class ExampleError(TensorweaveError, ValueError):
     """The requested example does not fit the config."""
 
 
