@@ -159,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Each area's subcommands live in its own module here: cli/<area>.py defines
 # `register(subparsers)`, adding parsers whose `func(args) -> int` is set with set_defaults.
-PLUGIN_MODULES = ("hw", "compiler", "fpga", "dse")
+PLUGIN_MODULES = ("hw", "rtl", "compiler", "fpga", "dse")
 
 
 def _register_plugin(module: str, sub) -> None:
