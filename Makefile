@@ -6,7 +6,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint generate clean
+# The typed core; mypy sees the repository root as the package through a symlink.
+TYPED := -p tensorweave.configs -p tensorweave.isa -p tensorweave.cli -m tensorweave.errors \
+         -m tensorweave.sim.functional -m tensorweave.sim.programs
+
+.PHONY: demo test lint typecheck generate clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,10 +21,16 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/tensorweave demo
 
-test: $(STAMP)
-	$(BIN)/ruff check .
+test: $(STAMP) lint typecheck
 	$(BIN)/tensorweave isa generate --check
 	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+typecheck: $(STAMP)
+	mkdir -p build/typecheck && ln -sfn "$(CURDIR)" build/typecheck/tensorweave
+	MYPYPATH=build/typecheck $(BIN)/mypy --config-file pyproject.toml $(TYPED)
 
 generate: $(STAMP)
 	$(BIN)/tensorweave isa generate

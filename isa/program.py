@@ -58,7 +58,7 @@ def pack(values: np.ndarray, bits: int) -> bytes:
     return (grouped << shifts).sum(axis=1).astype(np.uint8).tobytes()
 
 
-def unpack(raw: bytes | np.ndarray, bits: int, count: int, signed: bool) -> np.ndarray:
+def unpack(raw: bytes | bytearray | np.ndarray, bits: int, count: int, signed: bool) -> np.ndarray:
     """Inverse of `pack`: `count` integers of `bits` each, sign-extended if `signed`."""
     buf = np.frombuffer(bytes(raw), dtype=np.uint8)
     if bits % 8 == 0:

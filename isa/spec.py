@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ast
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -161,7 +161,7 @@ def _unpack(fmt: Format, word: int) -> dict[str, int]:
 
 
 # --- building from YAML ------------------------------------------------------------------------
-_FUNCS = {"clog2": clog2, "max": max, "min": min}
+_FUNCS: dict[str, Callable[..., int]] = {"clog2": clog2, "max": max, "min": min}
 
 
 def evaluate(expr: Any, names: Mapping[str, int], where: str) -> int:
