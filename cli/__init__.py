@@ -117,8 +117,11 @@ def cmd_sim(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
-    return run_demo(args.config)
+    if args.isa:
+        from .demo import run_demo as run_isa_demo
+        return run_isa_demo(args.config)
+    from ..compiler.demo import run_demo
+    return run_demo(args.config, engine=args.engine)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -150,8 +153,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("sim", cmd_sim, "run a program file on the functional simulator")
     p.add_argument("program")
     p.add_argument("--config", help="check the program was built for this config")
-    p = add("demo", cmd_demo, "assemble and run a blocked matrix multiply, checked against NumPy")
+    p = add("demo", cmd_demo, "quantize a small CNN, run it on the simulated accelerator, check it against "
+                              "onnxruntime")
     p.add_argument("--config", default="vta-default")
+    p.add_argument("--engine", default="functional", choices=["functional", "rtl"])
+    p.add_argument("--isa", action="store_true",
+                   help="instead: assemble a blocked matrix multiply by hand and check it against NumPy")
     for module in PLUGIN_MODULES:
         _register_plugin(module, sub)
     return parser

@@ -1,1 +1,13 @@
-"""tensorweave.compiler (see the issue tracker for its status)."""
+"""tensorweave.compiler: ONNX models onto the accelerator, with the CPU for the rest.
+
+    frontend.py   ONNX -> graph IR (`from_onnx`, `to_onnx`); graph.py holds the IR (frozen dataclasses)
+    quantize.py   float ONNX -> int8 QDQ with onnxruntime's quantizer (`quantize_model`)
+    partition.py  DQ -> Conv/Gemm/MatMul [-> Relu] -> Q layers fused into accelerator nodes
+    pipeline.py   `compile_model(model, config, target)` -> `CompiledModel` (.run, .explain, .table, .save)
+    run.py        onnxruntime reference and the agreement rules (`compare_outputs`, `step_agreement`)
+    models.py     seeded models built in code (small CNN, ResNet-18); demo.py the end-to-end demo
+    accel/        accelerator kernels (compile_conv / compile_matmul); loopnest/ the loop-nest IR and tensorizer
+    backends/cpu/ the C back end for everything else
+
+Submodules are imported on use (onnx and onnxruntime are heavy to import).
+"""

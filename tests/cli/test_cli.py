@@ -56,6 +56,12 @@ def test_errors_are_one_line_with_exit_code_2(capsys, tmp_path):
     assert "built for config 'tiny'" in capsys.readouterr().err
 
 
-def test_demo(capsys):
-    assert main(["demo", "--config", "tiny"]) == 0
+def test_isa_demo(capsys):
+    assert main(["demo", "--isa", "--config", "tiny"]) == 0
     assert "bit-exact" in capsys.readouterr().out
+
+
+def test_demo_runs_the_small_cnn(capsys):
+    assert main(["demo", "--config", "tiny"]) == 0
+    out = capsys.readouterr().out
+    assert "AGREES with onnxruntime" in out and "accel" in out

@@ -1,0 +1,101 @@
+"""Time tensorweave's CPU back end against onnxruntime (CPUExecutionProvider) on the same models, same
+inputs, same thread count, in the same run; print a table with ratios (>1 means onnxruntime is faster).
+
+    python benchmarks/cpu_vs_onnxruntime.py                       # small_cnn and resnet18, float32 + int8 QDQ
+    python benchmarks/cpu_vs_onnxruntime.py --models small_cnn --threads 1 --runs 20
+
+Models come from `tensorweave.compiler.models` (seeded random weights); int8 models are QDQ models from
+`tensorweave.compiler.quantize.quantize_model` (the project convention). The "max |diff|" column compares
+the two outputs; for int8 it also counts output elements that differ (in output quantization steps).
+onnxruntime's AVX2 int8 kernels saturate int16 pair sums (vpmaddubsw), the CPU back end accumulates
+exactly, so small int8 differences are expected on machines without VNNI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+
+
+def _time_pair(first, second, runs: int) -> tuple[float, float, float, float]:
+    """Median wall seconds and median process-CPU seconds of two functions, timed alternately so that a
+    busy machine slows both alike. CPU time (all threads of the process) is what a loaded machine disturbs
+    least; with --threads 1 it is the better comparison."""
+    first(), second()  # warm up (page faults, thread pools)
+    wall: tuple[list[float], list[float]] = ([], [])
+    cpu: tuple[list[float], list[float]] = ([], [])
+    for _ in range(runs):
+        for fn, w, c in ((first, wall[0], cpu[0]), (second, wall[1], cpu[1])):
+            start, start_cpu = time.perf_counter(), time.process_time()
+            fn()
+            w.append(time.perf_counter() - start)
+            c.append(time.process_time() - start_cpu)
+    return (statistics.median(wall[0]), statistics.median(wall[1]), statistics.median(cpu[0]),
+            statistics.median(cpu[1]))
+
+
+def main(argv: list[str] | None = None) -> int:
+    import onnxruntime as ort
+    from tensorweave.compiler.backends.cpu import compile_graph, detect_toolchain
+    from tensorweave.compiler.frontend import from_onnx
+    from tensorweave.compiler.models import MODELS
+    from tensorweave.compiler.quantize import quantize_model
+    from tqdm import tqdm
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", default=["small_cnn", "resnet18"], choices=sorted(MODELS))
+    parser.add_argument("--precisions", nargs="+", default=["float32", "int8"], choices=["float32", "int8"])
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--runs", type=int, default=10)
+    args = parser.parse_args(argv)
+
+    tc = detect_toolchain()
+    print(f"compiler: {tc.version}; flags: {' '.join(tc.flags)}; AVX2: {tc.avx2}; AVX-512 VNNI: {tc.avx512_vnni}")
+    print(f"onnxruntime {ort.__version__}, CPUExecutionProvider; threads: {args.threads}; median of {args.runs} "
+          f"alternating runs; load average {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
+    rows = []
+    jobs = [(m, p) for m in args.models for p in args.precisions]
+    for name, precision in tqdm(jobs, desc="models", file=sys.stderr):
+        model = MODELS[name](seed=0)
+        if precision == "int8":
+            model = quantize_model(model, samples=4)
+        graph = from_onnx(model)
+        start = time.perf_counter()
+        exe = compile_graph(graph)
+        compile_s = time.perf_counter() - start
+        exe.set_threads(args.threads)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = args.threads
+        options.inter_op_num_threads = 1
+        session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        x = np.random.default_rng(1).standard_normal(graph.types[graph.inputs[0]].shape).astype(np.float32)
+        feed = {graph.inputs[0]: x}
+        ours = exe.run(feed)[graph.outputs[0]]
+        theirs = session.run(None, feed)[0]
+        diff = float(np.abs(ours - theirs).max())
+        note = ""
+        if precision == "int8":
+            step = float(np.abs(theirs[theirs != 0]).min()) if np.any(theirs != 0) else 1.0
+            steps = np.rint(np.abs(ours - theirs) / step)
+            note = f"{int((steps > 0).sum())}/{steps.size} outputs differ"
+        t = _time_pair(functools.partial(exe.run, feed), functools.partial(session.run, None, feed), args.runs)
+        rows.append((name, precision, compile_s, *(v * 1e3 for v in t), diff, note))
+    header = (f"{'model':10s} {'precision':9s} {'compile s':>9s} {'tw wall ms':>10s} {'ort wall ms':>11s} "
+              f"{'ratio':>6s} {'tw cpu ms':>9s} {'ort cpu ms':>10s} {'ratio':>6s} {'max |diff|':>10s}  notes")
+    print(header)
+    print("-" * len(header))
+    for name, precision, comp, ours, ort_ms, ours_cpu, ort_cpu, diff, note in rows:
+        print(f"{name:10s} {precision:9s} {comp:9.2f} {ours:10.2f} {ort_ms:11.2f} {ours / ort_ms:6.2f} "
+              f"{ours_cpu:9.2f} {ort_cpu:10.2f} {ours_cpu / max(ort_cpu, 1e-9):6.2f} {diff:10.3g}  {note}")
+    print("ratio = tensorweave / onnxruntime (lower is better for tensorweave); cpu = process CPU time")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

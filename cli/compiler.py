@@ -1,0 +1,133 @@
+"""`tensorweave quantize | compile | run`: thin commands over tensorweave.compiler."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+
+def cmd_quantize(args: argparse.Namespace) -> int:
+    import onnx
+
+    from ..compiler.frontend import load_model, parse_input_shapes
+    from ..compiler.quantize import load_samples, quantize_model
+
+    model = load_model(args.model)
+    shapes = parse_input_shapes(args.input_shape)
+    data = load_samples(args.data, model) if args.data else None
+    quantized = quantize_model(model, samples=args.samples, data=data, seed=args.seed, input_shapes=shapes)
+    onnx.save(quantized, args.output)
+    counts: dict[str, int] = {}
+    for node in quantized.graph.node:
+        counts[node.op_type] = counts.get(node.op_type, 0) + 1
+    source = f"{len(data)} samples from {args.data}" if data else f"{args.samples} random samples (seed {args.seed})"
+    print(f"wrote {args.output}: int8 QDQ, calibrated on {source}; "
+          f"{counts.get('QuantizeLinear', 0)} QuantizeLinear, {counts.get('DequantizeLinear', 0)} DequantizeLinear")
+    return 0
+
+
+def _compile(args: argparse.Namespace, progress: bool):
+    from ..compiler.frontend import parse_input_shapes
+    from ..compiler.pipeline import compile_model, load_compiled
+
+    if Path(args.model).is_dir():
+        return load_compiled(args.model, progress=progress)
+    return compile_model(args.model, args.config, target=args.target,
+                         input_shapes=parse_input_shapes(args.input_shape), progress=progress)
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    start = time.perf_counter()
+    compiled = _compile(args, progress=True)
+    took = time.perf_counter() - start
+    if args.explain:
+        print(compiled.explain())
+    else:
+        print(compiled.table())
+    if args.output:
+        path = compiled.save(args.output)
+        print(f"wrote {path}/ (model.onnx, settings.json, plan.txt, {compiled.target} layer programs)")
+    print(f"compiled in {took:.1f} s")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from ..compiler.run import (
+        compare_outputs,
+        format_agreement,
+        format_step_agreement,
+        load_inputs,
+        reference_outputs,
+        step_agreement,
+        steps_ok,
+    )
+
+    compiled = _compile(args, progress=True)
+    inputs = load_inputs(compiled, args.input, seed=args.seed)
+    start = time.perf_counter()
+    outputs = compiled.run(inputs, engine=args.engine, progress=True)
+    took = time.perf_counter() - start
+    print(compiled.table(timings=True))
+    where = f"accelerator ({compiled.config.name}, {args.engine} engine)" if compiled.target == "accel" else "CPU"
+    print(f"ran on the {where} in {took:.2f} s")
+    np.set_printoptions(threshold=20, edgeitems=5, linewidth=110)
+    for name, value in outputs.items():
+        print(f"output {name} {value.dtype}{list(value.shape)}: {value.reshape(-1)[:10]}")
+    if args.output:
+        np.savez(args.output, **outputs)
+        print(f"wrote {args.output}")
+    ok = True
+    if args.check:
+        agreements = compare_outputs(compiled.graph, outputs, reference_outputs(compiled.model, inputs))
+        print(format_agreement(agreements))
+        ok = all(a.ok for a in agreements)
+    if args.check_layers:
+        rows = step_agreement(compiled, inputs, engine=args.engine)
+        print(format_step_agreement(rows))
+        ok = ok and steps_ok(rows)
+    return 0 if ok else 1
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("quantize", help="quantize a float ONNX model to int8 QDQ (onnxruntime's quantizer)",
+                              description="Calibrate with onnxruntime's static quantizer (MinMax) on random or "
+                                          "given inputs; int8 symmetric activations, per-channel int8 weights.")
+    p.add_argument("model")
+    p.add_argument("-o", "--output", required=True)
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--samples", type=int, default=8, help="random calibration inputs (default 8)")
+    group.add_argument("--data", help=".npz with one array per input, first axis = samples")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--input-shape", action="append", metavar="NAME=D0,D1,...", help="fix a dynamic input shape")
+    p.set_defaults(func=cmd_quantize)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("model", help="ONNX model (QDQ int8 for the accelerator), or a directory from compile -o")
+        p.add_argument("--config", default="vta-default", help="accelerator config (preset or YAML)")
+        p.add_argument("--target", choices=("accel", "cpu"), default="accel")
+        p.add_argument("--input-shape", action="append", metavar="NAME=D0,D1,...", help="fix a dynamic input shape")
+
+    p = subparsers.add_parser("compile", help="compile an ONNX model for the accelerator (+ CPU) and show the plan",
+                              description="Partition the model between the accelerator and the CPU, compile both "
+                                          "parts, and print the per-layer plan.")
+    common(p)
+    p.add_argument("--explain", action="store_true", help="print tiles, instruction counts and cycles per layer")
+    p.add_argument("-o", "--output", help="save the compiled model to this directory")
+    p.set_defaults(func=cmd_compile)
+
+    p = subparsers.add_parser("run", help="compile and run an ONNX model; --check compares with onnxruntime",
+                              description="Run a model on the simulated accelerator or the CPU back end with "
+                                          "seeded random inputs (or --input NAME=FILE.npy).")
+    common(p)
+    p.add_argument("--engine", choices=("functional", "rtl"), default="functional")
+    p.add_argument("--input", action="append", metavar="NAME=FILE.npy")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
+    p.add_argument("--check", action="store_true", help="compare the outputs with onnxruntime on the same model")
+    p.add_argument("--check-layers", action="store_true",
+                   help="also run each layer on onnxruntime's inputs and compare its int8 output (isolates each "
+                        "layer's rounding from differences propagated from earlier layers)")
+    p.add_argument("-o", "--output", help="write the outputs to this .npz")
+    p.set_defaults(func=cmd_run)

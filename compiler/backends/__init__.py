@@ -1,0 +1,1 @@
+"""Code-generating back ends of the compiler: `cpu` (generated C, compiled with the system compiler)."""

@@ -1,0 +1,338 @@
+"""ONNX frontend: `from_onnx(model_or_path) -> Graph`, and `to_onnx(graph)` back.
+
+- Opset: the default domain must be opset 13 or newer; older models are converted with
+  `onnx.version_converter` to 13, or refused with the converter's reason.
+- Shapes: every graph input needs a static shape. Dynamic dims (symbolic or unknown) are refused unless
+  `input_shapes={"name": (1, 3, 224, 224)}` gives them. ONNX shape inference (with data propagation)
+  types every value; values it cannot type are typed by running the model once in onnxruntime on zeros.
+- Constants: initializers and `Constant` nodes become `Graph.constants`; inputs that have an
+  initializer (old exporters list weights as inputs) are constants too.
+- Local functions are inlined; control flow (`If`, `Loop`, `Scan`: graph attributes) is refused.
+Errors are `FrontendError`s naming the node or input at fault.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from ..errors import TensorweaveError
+from .graph import Graph, Node, TensorType, topological_order
+
+__all__ = ["FrontendError", "MIN_OPSET", "from_onnx", "load_model", "parse_input_shapes", "to_onnx"]
+
+MIN_OPSET = 13
+
+
+class FrontendError(TensorweaveError):
+    """An ONNX model the frontend cannot turn into a graph (the message names the node or input)."""
+
+
+def load_model(model_or_path: onnx.ModelProto | str | Path | bytes) -> onnx.ModelProto:
+    if isinstance(model_or_path, onnx.ModelProto):
+        return model_or_path
+    if isinstance(model_or_path, bytes):
+        return onnx.load_from_string(model_or_path)
+    path = Path(model_or_path)
+    if not path.is_file():
+        raise FrontendError(f"ONNX model '{path}' does not exist")
+    try:
+        return onnx.load(str(path))
+    except Exception as exc:  # protobuf decode errors have many types
+        raise FrontendError(f"'{path}' is not a readable ONNX model: {exc}") from exc
+
+
+def parse_input_shapes(specs: Sequence[str] | None) -> dict[str, tuple[int, ...]]:
+    """Parse command-line shapes `name=1,3,224,224` into a dict."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for spec in specs or ():
+        name, sep, dims = spec.rpartition("=")
+        try:
+            shape = tuple(int(d) for d in dims.split(",") if d.strip())
+        except ValueError:
+            shape = ()
+        if not sep or not name or not shape or any(d <= 0 for d in shape):
+            raise FrontendError(f"input shape '{spec}' should look like name=1,3,224,224 (positive integers)")
+        shapes[name] = shape
+    return shapes
+
+
+def default_opset(model: onnx.ModelProto) -> int:
+    for entry in model.opset_import:
+        if entry.domain in ("", "ai.onnx"):
+            return int(entry.version)
+    return 1
+
+
+def _upgrade(model: onnx.ModelProto) -> onnx.ModelProto:
+    opset = default_opset(model)
+    if opset >= MIN_OPSET:
+        return model
+    from onnx import version_converter
+    try:
+        return version_converter.convert_version(model, MIN_OPSET)
+    except Exception as exc:
+        raise FrontendError(f"the model uses opset {opset}; tensorweave needs opset {MIN_OPSET} or newer and "
+                            f"onnx.version_converter could not convert it: {str(exc).splitlines()[0]}") from exc
+
+
+def _dims(value: onnx.ValueInfoProto) -> list[int | str | None]:
+    t = value.type.tensor_type
+    if not t.HasField("shape"):
+        return [None]
+    out: list[int | str | None] = []
+    for d in t.shape.dim:
+        if d.HasField("dim_value") and d.dim_value > 0:
+            out.append(int(d.dim_value))
+        elif d.HasField("dim_value") and d.dim_value == 0:
+            out.append(0)
+        else:
+            out.append(d.dim_param or None)
+    return out
+
+
+def _fix_input_shapes(model: onnx.ModelProto, shapes: Mapping[str, Sequence[int]]) -> onnx.ModelProto:
+    model = _copy(model)
+    graph = model.graph
+    inits = {i.name for i in graph.initializer}
+    runtime = [v for v in graph.input if v.name not in inits]
+    unknown = set(shapes) - {v.name for v in runtime}
+    if unknown:
+        raise FrontendError(f"--input-shape names {', '.join(sorted(unknown))}, but the model's inputs are "
+                            f"{', '.join(v.name for v in runtime)}")
+    for value in runtime:
+        if not value.type.HasField("tensor_type"):
+            raise FrontendError(f"input '{value.name}' is not a tensor (sequences and maps are not supported)")
+        dims = _dims(value)
+        if value.name in shapes:
+            given = tuple(int(d) for d in shapes[value.name])
+            if dims != [None] and len(dims) != len(given):
+                raise FrontendError(f"input '{value.name}' has rank {len(dims)}, but the given shape "
+                                    f"{','.join(map(str, given))} has rank {len(given)}")
+            for have, want in zip(dims, given, strict=False):
+                if isinstance(have, int) and have != want:
+                    raise FrontendError(f"input '{value.name}' has the fixed shape {dims}; the given shape "
+                                        f"{list(given)} disagrees")
+            shape_proto = value.type.tensor_type.shape
+            shape_proto.Clear()
+            for d in given:
+                shape_proto.dim.add().dim_value = d
+        elif dims == [None] or not all(isinstance(d, int) for d in dims):
+            shown = "unknown rank" if dims == [None] else ",".join(str(d if d is not None else "?") for d in dims)
+            raise FrontendError(f"input '{value.name}' has a dynamic shape ({shown}); give it, e.g. "
+                                f"--input-shape {value.name}=" + ",".join(
+                                    str(d) if isinstance(d, int) else "1" for d in (dims if dims != [None] else [1])))
+    return model
+
+
+def _copy(model: onnx.ModelProto) -> onnx.ModelProto:
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    return out
+
+
+def _decode_attr(node: onnx.NodeProto, attr: onnx.AttributeProto) -> Any:
+    kind = attr.type
+    A = onnx.AttributeProto
+    if kind in (A.GRAPH, A.GRAPHS):
+        raise FrontendError(f"node '{node.name or node.op_type}' ({node.op_type}) has a subgraph attribute "
+                            f"'{attr.name}': control flow is not supported")
+    if kind == A.TENSOR:
+        return numpy_helper.to_array(attr.t)
+    if kind == A.TENSORS:
+        return [numpy_helper.to_array(t) for t in attr.tensors]
+    if kind == A.SPARSE_TENSOR:
+        raise FrontendError(f"node '{node.name or node.op_type}' ({node.op_type}): sparse tensor attribute "
+                            f"'{attr.name}' is not supported")
+    if kind == A.TYPE_PROTO or kind == A.TYPE_PROTOS:
+        raise FrontendError(f"node '{node.name or node.op_type}' ({node.op_type}): type attribute "
+                            f"'{attr.name}' is not supported")
+    value = helper.get_attribute_value(attr)
+    if kind == A.STRING:
+        return value.decode("utf-8")
+    if kind == A.STRINGS:
+        return [v.decode("utf-8") for v in value]
+    if kind == A.INT:
+        return int(value)
+    if kind == A.FLOAT:
+        return float(value)
+    if kind == A.INTS:
+        return [int(v) for v in value]
+    if kind == A.FLOATS:
+        return [float(v) for v in value]
+    return value
+
+
+def _constant_value(node: onnx.NodeProto) -> np.ndarray:
+    (attr,) = node.attribute
+    name = attr.name
+    value = _decode_attr(node, attr)
+    if name == "value":
+        return np.asarray(value)
+    if name == "value_float":
+        return np.array(value, dtype=np.float32)
+    if name == "value_floats":
+        return np.array(value, dtype=np.float32)
+    if name == "value_int":
+        return np.array(value, dtype=np.int64)
+    if name == "value_ints":
+        return np.array(value, dtype=np.int64)
+    raise FrontendError(f"Constant node '{node.name}' uses attribute '{name}', which is not supported")
+
+
+def _tensor_type(value: onnx.ValueInfoProto) -> TensorType | None:
+    t = value.type.tensor_type
+    if not value.type.HasField("tensor_type") or t.elem_type == 0 or not t.HasField("shape"):
+        return None
+    dims = _dims(value)
+    if not all(isinstance(d, int) for d in dims):
+        return None
+    try:
+        dtype = helper.tensor_dtype_to_np_dtype(t.elem_type)
+    except Exception:
+        return None
+    return TensorType(tuple(int(d) for d in dims), np.dtype(dtype).name)  # type: ignore[arg-type]
+
+
+def _infer(model: onnx.ModelProto) -> onnx.ModelProto:
+    try:
+        return onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=True)
+    except Exception as exc:
+        try:  # strict mode stops at the first node it cannot type; what it leaves open is typed by running
+            inferred = onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True)
+            typed = [v for v in inferred.graph.value_info if v.type.tensor_type.elem_type != 0]
+            del inferred.graph.value_info[:]
+            inferred.graph.value_info.extend(typed)
+            return inferred
+        except Exception:
+            pass
+        raise FrontendError(f"ONNX shape inference failed: {str(exc).strip().splitlines()[-1]}") from exc
+
+
+def _types_by_running(model: onnx.ModelProto, missing: Sequence[str]) -> dict[str, TensorType]:
+    """Type values shape inference left open by running the model once on zeros in onnxruntime."""
+    import onnxruntime as ort
+
+    probe = _copy(model)
+    known = {o.name for o in probe.graph.output}
+    for name in missing:
+        if name not in known:
+            probe.graph.output.append(onnx.ValueInfoProto(name=name))
+    inits = {i.name for i in probe.graph.initializer}
+    feeds = {}
+    for value in probe.graph.input:
+        if value.name in inits:
+            continue
+        tt = _tensor_type(value)
+        assert tt is not None  # inputs were checked to be static
+        feeds[value.name] = np.zeros(tt.shape, dtype=tt.dtype)
+    try:
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        options.log_severity_level = 3
+        session = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        results = session.run(list(missing), feeds)
+    except Exception as exc:
+        raise FrontendError(f"could not determine the shapes of {', '.join(missing[:5])}: shape inference left "
+                            f"them open and onnxruntime failed on the model: {str(exc).splitlines()[0]}") from exc
+    for name, result in zip(missing, results, strict=True):
+        if not isinstance(result, np.ndarray):
+            raise FrontendError(f"value '{name}' is a {type(result).__name__}, not a tensor "
+                                "(sequences and maps are not supported)")
+    return {name: TensorType(r.shape, r.dtype.name) for name, r in zip(missing, results, strict=True)}
+
+
+def from_onnx(model_or_path: onnx.ModelProto | str | Path | bytes,
+              input_shapes: Mapping[str, Sequence[int]] | None = None) -> Graph:
+    """Import an ONNX model (a ModelProto, a path or serialized bytes) into a typed, static `Graph`."""
+    model = load_model(model_or_path)
+    if model.graph.sparse_initializer:
+        raise FrontendError("the model has sparse initializers, which are not supported")
+    for index, proto in enumerate(model.graph.node):
+        for attr in proto.attribute:
+            if attr.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
+                raise FrontendError(f"node '{proto.name or f'{proto.op_type}_{index}'}' ({proto.op_type}) has a "
+                                    f"subgraph attribute '{attr.name}': control flow is not supported")
+    model = _fix_input_shapes(model, input_shapes or {})
+    model = _upgrade(model)
+    if model.functions:
+        from onnx import inliner
+        model = inliner.inline_local_functions(model)
+    model = _infer(model)
+    graph = model.graph
+
+    constants: dict[str, np.ndarray] = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    inputs = tuple(v.name for v in graph.input if v.name not in constants)
+    types: dict[str, TensorType] = {}
+    for value in [*graph.input, *graph.value_info, *graph.output]:
+        tt = _tensor_type(value)
+        if tt is not None and value.name not in constants:
+            types[value.name] = tt
+
+    nodes: list[Node] = []
+    names: set[str] = set()
+    for index, proto in enumerate(graph.node):
+        name = proto.name or f"{proto.op_type}_{index}"
+        while name in names:
+            name = f"{name}_{index}"
+        names.add(name)
+        if proto.op_type == "Constant" and proto.domain in ("", "ai.onnx"):
+            if len(proto.attribute) != 1:
+                raise FrontendError(f"Constant node '{name}' needs exactly one value attribute")
+            constants[proto.output[0]] = _constant_value(proto)
+            types.pop(proto.output[0], None)
+            continue
+        attrs = {a.name: _decode_attr(proto, a) for a in proto.attribute}
+        nodes.append(Node(op=proto.op_type, name=name, inputs=tuple(proto.input), outputs=tuple(proto.output),
+                          attrs=attrs, domain=proto.domain))
+
+    missing = [v for n in nodes for v in n.outputs if v and v not in types]
+    if missing:
+        types.update(_types_by_running(model, missing))
+    for value in inputs:
+        if value not in types:
+            raise FrontendError(f"input '{value}' has no tensor type")
+    ordered = topological_order(nodes, [*inputs, *constants])
+    # Unused outputs of a node ("" or dangling) keep their types; values with no type left are an error.
+    return Graph(name=graph.name or "model", nodes=ordered, inputs=inputs,
+                 outputs=tuple(v.name for v in graph.output), types=types, constants=constants,
+                 opset=default_opset(model))
+
+
+def _attr_proto(key: str, value: Any) -> onnx.AttributeProto:
+    if isinstance(value, np.ndarray):
+        return helper.make_attribute(key, numpy_helper.from_array(value))
+    if isinstance(value, (list, tuple)) and value and isinstance(value[0], np.ndarray):
+        return helper.make_attribute(key, [numpy_helper.from_array(v) for v in value])
+    if isinstance(value, (list, tuple)) and not value:
+        return helper.make_attribute(key, [], attr_type=onnx.AttributeProto.INTS)
+    if isinstance(value, (list, tuple)) and any(isinstance(v, float) for v in value):
+        return helper.make_attribute(key, [float(v) for v in value])
+    return helper.make_attribute(key, value)
+
+
+def to_onnx(graph: Graph, ir_version: int = 8) -> onnx.ModelProto:
+    """The graph as an ONNX model (constants as initializers, every value's type as value_info)."""
+    def info(name: str) -> onnx.ValueInfoProto:
+        t = graph.types[name]
+        return helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(np.dtype(t.dtype)), t.shape)
+
+    nodes = []
+    for node in graph.nodes:
+        proto = helper.make_node(node.op, list(node.inputs), list(node.outputs), name=node.name,
+                                 domain=node.domain or None)
+        proto.attribute.extend(_attr_proto(k, v) for k, v in node.attrs.items())
+        nodes.append(proto)
+    produced = {v for n in graph.nodes for v in n.outputs if v}
+    body = helper.make_graph(
+        nodes, graph.name, [info(v) for v in graph.inputs], [info(v) for v in graph.outputs],
+        initializer=[numpy_helper.from_array(np.asarray(a), k) for k, a in graph.constants.items()],
+        value_info=[info(v) for v in produced if v not in graph.outputs and v in graph.types])
+    domains = {n.domain for n in graph.nodes if n.domain}
+    opsets = [helper.make_opsetid("", graph.opset)] + [helper.make_opsetid(d, 1) for d in sorted(domains)]
+    return helper.make_model(body, opset_imports=opsets, ir_version=ir_version, producer_name="tensorweave")

@@ -1,0 +1,259 @@
+"""Partitioning: find the quantized layers the accelerator runs, and fuse each into one graph node.
+
+The pattern (QDQ models as onnxruntime's quantize_static writes them):
+
+    DQ(x_q), DQ(w_q) [, DQ(b_q)] -> Conv | Gemm | MatMul [-> Relu] -> Q  ==>  tensorweave.accel.QConv / QMatMul
+    DQ(x_q), DQ(w_q) [, DQ(b_q)] -> Conv | Gemm | MatMul -> Q -> DQ -> Relu -> Q  (both Qs with one scale
+                                                                         and zero point: exactly max(q, zp))
+
+`fuse_accel_layers(graph, supports)` replaces each match that the accelerator can run (`supports(layer)`
+returns None) by one node in domain `tensorweave.accel` that reads the int8 `x_q` and writes the int8
+output of the Q node. Its attributes carry everything the accelerator compiler needs: int8 weights,
+int32 bias, scales, zero point, ReLU, and the convolution geometry. Everything else (Q/DQ nodes, float
+ops in between, layers the accelerator refuses) stays as ordinary ONNX nodes for the CPU back end.
+
+A match requires: x_q int8 with a scalar scale and zero point 0 (symmetric activations); constant int8
+weights with zero points 0 and one scale per output channel (or one scale); bias absent or the
+DequantizeLinear of a constant int32 with scale input_scale * weight_scale (the quantizer's rule);
+the intermediate float values read by nothing outside the pattern; Gemm with alpha = beta = 1, transA
+= 0; MatMul/Gemm weights of rank 2; a Q node with a scalar scale and an int8 zero point.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .graph import Graph, Node
+
+__all__ = ["ACCEL_DOMAIN", "LayerMatch", "find_layers", "fuse_accel_layers"]
+
+ACCEL_DOMAIN = "tensorweave.accel"
+
+
+@dataclass(frozen=True, eq=False)
+class LayerMatch:
+    """One DQ -> Conv/Gemm/MatMul [-> Relu] -> Q pattern, with its integer parameters decoded."""
+
+    kind: str                      # "conv" or "matmul"
+    op: Node                       # the Conv / Gemm / MatMul node
+    nodes: tuple[Node, ...]        # every node the fused layer replaces (op, relu, Q, private DQs)
+    x: str                         # int8 input value (the DQ's input)
+    y: str                         # int8 output value (the Q's output)
+    weight: np.ndarray             # conv: int8 (K, C/groups, R, S); matmul: int8 (k, n)
+    bias: np.ndarray | None        # int32 (K,) or None
+    input_scale: float
+    weight_scales: tuple[float, ...]
+    output_scale: float
+    output_zero_point: int
+    relu: bool
+    geometry: dict[str, Any] = field(default_factory=dict)  # conv: strides, pads, dilations, group
+
+    @property
+    def name(self) -> str:
+        return self.op.name
+
+
+def _scalar(graph: Graph, value: str) -> float | None:
+    if value not in graph.constants or graph.constants[value].size != 1:
+        return None
+    return float(graph.constants[value].reshape(()))
+
+
+def _zero_point(graph: Graph, node: Node) -> np.ndarray | None:
+    """The zero point of a Q/DQ node as an array (absent -> 0), or None if it is not a constant."""
+    if len(node.inputs) < 3 or not node.inputs[2]:
+        return np.zeros(1, np.int8)
+    return graph.constants.get(node.inputs[2])
+
+
+def _dq_of(graph: Graph, value: str) -> Node | None:
+    node = graph.producer(value)
+    return node if node is not None and node.op == "DequantizeLinear" and not node.domain else None
+
+
+def _activation(graph: Graph, value: str) -> tuple[Node, str, float] | None:
+    """DQ(x_q) with int8 x_q, a scalar scale and zero point 0: (dq node, x_q, scale)."""
+    dq = _dq_of(graph, value)
+    if dq is None or graph.types[dq.inputs[0]].dtype != "int8":
+        return None
+    scale, zp = _scalar(graph, dq.inputs[1]), _zero_point(graph, dq)
+    if scale is None or zp is None or np.any(zp != 0):
+        return None
+    return dq, dq.inputs[0], scale
+
+
+def _constant_dq(graph: Graph, value: str, dtype: str) -> tuple[Node, np.ndarray, np.ndarray, int] | None:
+    """DQ of a constant of `dtype` with zero points 0: (dq node, integers, scales, axis)."""
+    dq = _dq_of(graph, value)
+    if dq is None or dq.inputs[0] not in graph.constants or dq.inputs[1] not in graph.constants:
+        return None
+    q = graph.constants[dq.inputs[0]]
+    zp = _zero_point(graph, dq)
+    if q.dtype != np.dtype(dtype) or zp is None or np.any(zp != 0) or dq.attr("block_size", 0):
+        return None
+    scales = np.asarray(graph.constants[dq.inputs[1]], np.float32).reshape(-1)
+    axis = int(dq.attr("axis", 1))
+    return dq, q, scales, axis % max(q.ndim, 1)
+
+
+def _single_consumer(graph: Graph, value: str, op: str) -> Node | None:
+    users = graph.consumers(value)
+    if len(users) == 1 and users[0].op == op and not users[0].domain and value not in graph.outputs:
+        return users[0]
+    return None
+
+
+def _relu_requantized(graph: Graph, q: Node, scale: float, zero_point: np.ndarray) -> list[Node]:
+    """Q(s, zp) -> DQ(s, zp) -> Relu -> Q(s, zp) with one scale and zero point: [DQ, Relu, Q] or [].
+
+    onnxruntime's quantizer gives a Relu's output its input's scale, so this is how a Conv + Relu looks in
+    a QDQ model. With equal parameters the tail is exactly max(q, zp): the Relu fuses into the layer.
+    """
+    dq = _single_consumer(graph, q.outputs[0], "DequantizeLinear")
+    if dq is None or _scalar(graph, dq.inputs[1]) != scale:
+        return []
+    zp = _zero_point(graph, dq)
+    if zp is None or zp.shape != zero_point.shape or np.any(zp != zero_point):
+        return []
+    relu = _single_consumer(graph, dq.outputs[0], "Relu")
+    q2 = relu and _single_consumer(graph, relu.outputs[0], "QuantizeLinear")
+    if not q2 or _scalar(graph, q2.inputs[1]) != scale or graph.types[q2.outputs[0]].dtype != "int8":
+        return []
+    zp2 = _zero_point(graph, q2)
+    if zp2 is None or zp2.shape != zero_point.shape or np.any(zp2 != zero_point) or q2.attr("saturate", 1) != 1:
+        return []
+    return [dq, relu, q2]
+
+
+def _match(graph: Graph, op: Node) -> LayerMatch | None:
+    if op.domain or op.op not in ("Conv", "Gemm", "MatMul"):
+        return None
+    act = _activation(graph, op.inputs[0])
+    weight = _constant_dq(graph, op.inputs[1], "int8")
+    if act is None or weight is None:
+        return None
+    dq_x, x, s_in = act
+    dq_w, w, w_scales, w_axis = weight
+    nodes = [op]
+    # the optional Relu, then the Q
+    tail = op.outputs[0]
+    relu = _single_consumer(graph, tail, "Relu")
+    if relu is not None:
+        nodes.append(relu)
+        tail = relu.outputs[0]
+    q = _single_consumer(graph, tail, "QuantizeLinear")
+    if q is None or graph.types[q.outputs[0]].dtype != "int8":
+        return None
+    s_out, zp_out = _scalar(graph, q.inputs[1]), _zero_point(graph, q)
+    if s_out is None or zp_out is None or zp_out.size != 1 or q.attr("saturate", 1) != 1:
+        return None
+    nodes.append(q)
+    if relu is None:
+        requantized_relu = _relu_requantized(graph, q, s_out, zp_out)
+        if requantized_relu:
+            nodes += requantized_relu
+            q, relu = requantized_relu[-1], requantized_relu[1]
+
+    geometry: dict[str, Any] = {}
+    if op.op == "Conv":
+        kind, out_axis, k_out = "conv", 0, w.shape[0]
+        if w.ndim != 4 or op.attr("auto_pad", "NOTSET") != "NOTSET":
+            return None
+        geometry = {"strides": tuple(op.attr("strides", [1, 1])), "pads": tuple(op.attr("pads", [0, 0, 0, 0])),
+                    "dilations": tuple(op.attr("dilations", [1, 1])), "group": int(op.attr("group", 1))}
+    else:
+        if w.ndim != 2:
+            return None
+        kind = "matmul"
+        if op.op == "Gemm":
+            if op.attr("transA", 0) or op.attr("alpha", 1.0) != 1.0 or op.attr("beta", 1.0) != 1.0:
+                return None
+            if graph.types[op.inputs[0]].rank != 2:
+                return None
+            if op.attr("transB", 0):
+                w, w_axis = w.T, 1 - w_axis
+        out_axis, k_out = 1, w.shape[1]
+    if w_scales.size not in (1, k_out) or (w_scales.size > 1 and w_axis != out_axis):
+        return None
+
+    bias = None
+    bias_value = op.inputs[2] if len(op.inputs) > 2 else ""
+    if bias_value:
+        b = _constant_dq(graph, bias_value, "int32")
+        if b is None:
+            return None
+        dq_b, bias, b_scales, _ = b
+        want = np.float32(s_in) * np.broadcast_to(w_scales, (k_out,)).astype(np.float32)
+        if bias.shape != (k_out,) or not np.allclose(np.broadcast_to(b_scales, (k_out,)), want, rtol=1e-6, atol=0):
+            return None
+        nodes.append(dq_b)
+    nodes.append(dq_w)
+    if all(c.name in {n.name for n in nodes} for c in graph.consumers(dq_x.outputs[0])):
+        nodes.append(dq_x)
+    # every float intermediate must stay inside the pattern
+    inside = {n.name for n in nodes}
+    for n in nodes:
+        if n is q or n is dq_x:
+            continue
+        for v in n.outputs:
+            if v in graph.outputs or any(c.name not in inside for c in graph.consumers(v)):
+                return None
+    ordered = tuple(n for n in graph.nodes if n.name in inside)
+    return LayerMatch(kind=kind, op=op, nodes=ordered, x=x, y=q.outputs[0], weight=np.ascontiguousarray(w),
+                      bias=None if bias is None else bias.astype(np.int32), input_scale=s_in,
+                      weight_scales=tuple(float(s) for s in w_scales), output_scale=s_out,
+                      output_zero_point=int(zp_out.reshape(-1)[0]), relu=relu is not None, geometry=geometry)
+
+
+def find_layers(graph: Graph) -> list[LayerMatch]:
+    """Every quantized Conv/Gemm/MatMul layer of the pattern, in graph order."""
+    return [m for node in graph.nodes if (m := _match(graph, node)) is not None]
+
+
+def fused_node(match: LayerMatch) -> Node:
+    """The single `tensorweave.accel` node that stands for a matched layer."""
+    attrs: dict[str, Any] = {"weight": match.weight, "input_scale": match.input_scale,
+                             "weight_scales": list(match.weight_scales), "output_scale": match.output_scale,
+                             "output_zero_point": match.output_zero_point, "relu": int(match.relu),
+                             "source_op": match.op.op}
+    if match.bias is not None:
+        attrs["bias"] = match.bias
+    for key, value in match.geometry.items():
+        attrs[key] = list(value) if isinstance(value, tuple) else value
+    op = "QConv" if match.kind == "conv" else "QMatMul"
+    return Node(op, match.name, (match.x,), (match.y,), attrs, domain=ACCEL_DOMAIN)
+
+
+Supports = Callable[[Graph, LayerMatch], "str | None"]
+
+
+def fuse_accel_layers(graph: Graph, supports: Supports) -> tuple[Graph, dict[str, str]]:
+    """Replace each matched layer that `supports` accepts (returns None) by its fused node.
+
+    Returns the new graph and, for matched layers left on the CPU, the reason `supports` gave.
+    The fused node takes the place of the layer's Q node, after everything the layer reads.
+    """
+    refused: dict[str, str] = {}
+    replace: dict[str, Node] = {}     # name of a layer's Q node -> fused node
+    drop: set[str] = set()
+    for match in find_layers(graph):
+        reason = supports(graph, match)
+        if reason is not None:
+            refused[match.name] = reason
+            continue
+        names = {n.name for n in match.nodes}
+        if names & drop:
+            continue
+        drop |= names
+        replace[match.nodes[-1].name] = fused_node(match)  # nodes are in graph order: the Q node is last
+    nodes = []
+    for node in graph.nodes:
+        if node.name in replace:
+            nodes.append(replace[node.name])
+        elif node.name not in drop:
+            nodes.append(node)
+    return graph.replace(nodes=tuple(nodes)).prune(), refused
