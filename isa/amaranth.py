@@ -18,8 +18,17 @@ def _camel(name: str) -> str:
     return "".join(part.capitalize() for part in name.split("_"))
 
 
+_ENUMS: dict[int, tuple[ISA, dict[str, type[enum.Enum]]]] = {}
+
+
 def enums(isa: ISA) -> dict[str, type[enum.Enum]]:
-    """One Amaranth enum per ISA enumeration, e.g. enums(isa)["opcode"].GEMM."""
+    """One Amaranth enum per ISA enumeration, e.g. enums(isa)["opcode"].GEMM.
+
+    Built once per ISA object, so fields of different layouts of the same ISA compare equal.
+    """
+    cached = _ENUMS.get(id(isa))
+    if cached is not None and cached[0] is isa:
+        return cached[1]
     out = {}
     for name, members in isa.enums.items():
         shape = unsigned(isa.widths[name])
@@ -27,6 +36,7 @@ def enums(isa: ISA) -> dict[str, type[enum.Enum]]:
         for member, value in members.items():
             namespace[member] = value
         out[name] = enum.EnumType(_camel(name), (enum.Enum,), namespace, shape=shape)
+    _ENUMS[id(isa)] = (isa, out)
     return out
 
 

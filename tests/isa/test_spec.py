@@ -129,3 +129,10 @@ def test_amaranth_layouts_match_encoder():
             assert Shape.cast(lays[name][f.name].shape).width == f.width
     assert lays["uop"].size == 32
     assert enums(isa)["opcode"].GEMM.value == 2
+
+
+def test_amaranth_enums_are_shared_between_layouts():
+    from tensorweave.isa.amaranth import enums, layouts
+    isa = build_isa(load_config("tiny"))
+    lays = layouts(isa)
+    assert lays["LOAD"]["memory_id"].shape is lays["STORE"]["memory_id"].shape is enums(isa)["memory_id"]
