@@ -1,0 +1,207 @@
+"""The tensor core: the GEMM/ALU micro-op loop as a 4-stage pipeline, one micro-op per cycle.
+
+Stages (one cycle each, no stalls):
+  S0  loop generator: (i, j, u) in the order of `sim/functional.py`; reads uop[u].
+  S1  index: d, s, w = micro-op fields + i*factor_out + j*factor_in (kept as running sums); range
+      check (error code 3 stops the loop); reads inp[s] and wgt[w].
+  S2  GEMM: batch x block_out dot products of block_in int products (plain `*` of signed values,
+      so synthesis may use DSPs or LUTs) and an adder tree; reads acc[d] (and acc[s] for ALU).
+  S3  write-back: acc[d] = acc[d] + sum (wrapping at acc_width), ALU op(acc[d], imm or acc[s]),
+      or 0 with reset.
+The accumulator read ports are transparent to the write port and are read exactly one cycle
+before the write, so a micro-op always sees every earlier micro-op's result: read-after-write on
+the same row needs neither stalls nor forwarding, and results equal the in-order definition.
+Latency: 4 cycles from the first micro-op to its write; a loop of n micro-ops takes n + 4 cycles.
+Only the ALU operations in `config.alu_ops` are built.
+"""
+
+from __future__ import annotations
+
+from amaranth import Cat, Module, Mux, Signal, signed
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from ..configs import AccelConfig
+from ..isa import build_isa
+from ..isa.amaranth import enums, layouts
+from .scratchpad import ReadSignature, RowWriteSignature
+
+OFFSET_WIDTH = 32
+
+
+def adder_tree(m: Module, values: list) -> object:
+    """Sum of `values` as a balanced tree of two-input additions (grows one bit per level)."""
+    level = list(values)
+    while len(level) > 1:
+        nxt = [level[k] + level[k + 1] for k in range(0, len(level) - 1, 2)]
+        if len(level) % 2:
+            nxt.append(level[-1])
+        level = nxt
+    return level[0]
+
+
+class TensorCore(wiring.Component):
+    """Runs one GEMM or ALU instruction's micro-op loop; `busy` until its last write."""
+
+    def __init__(self, config: AccelConfig):
+        self._config = config
+        isa = build_isa(config)
+        self._layouts = layouts(isa)
+        c = config
+        super().__init__({
+            "start": In(1), "insn": In(self._layouts["GEMM"].size), "is_alu": In(1),
+            "busy": Out(1), "error": Out(1),
+            "uop_read": Out(ReadSignature(c.uop_depth, c.uop_width)),
+            "inp_read": Out(ReadSignature(c.inp_depth, c.inp_row_bytes * 8)),
+            "wgt_read": Out(ReadSignature(c.wgt_depth, c.wgt_row_bytes * 8)),
+            "acc_read": Out(ReadSignature(c.acc_depth, c.acc_row_bytes * 8)),
+            "src_read": Out(ReadSignature(c.acc_depth, c.acc_row_bytes * 8)),
+            "acc_write": Out(RowWriteSignature(c.acc_depth, c.acc_row_bytes * 8, 1)),
+        })
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        c = self._config
+        gemm_insn = Signal(self._layouts["GEMM"])
+        alu_insn = self._layouts["ALU"](gemm_insn.as_value())
+        is_alu = Signal()
+        with m.If(self.start):
+            m.d.sync += [gemm_insn.eq(self.insn), is_alu.eq(self.is_alu)]
+        g = gemm_insn
+
+        # --- S0: loop generator -------------------------------------------------------------------
+        running = Signal()
+        u = Signal(range(c.uop_depth + 1))
+        i = Signal(14)
+        j = Signal(14)
+        names = ("dst", "src", "wgt")
+        off_i = {n: Signal(OFFSET_WIDTH, name=f"{n}_off_i") for n in names}
+        off = {n: Signal(OFFSET_WIDTH, name=f"{n}_off") for n in names}
+
+        v1 = Signal()
+        off1 = {n: Signal(OFFSET_WIDTH, name=f"{n}_off1") for n in names}
+        m.d.comb += [self.uop_read.addr.eq(u), self.uop_read.en.eq(1)]
+        m.d.sync += v1.eq(running)
+        m.d.sync += [off1[n].eq(off[n]) for n in names]
+        with m.If(self.start):
+            insn = self._layouts["GEMM"](self.insn)
+            m.d.sync += [u.eq(insn.uop_begin), i.eq(0), j.eq(0),
+                         running.eq((insn.iter_out != 0) & (insn.iter_in != 0) & (insn.uop_begin < insn.uop_end))]
+            m.d.sync += [off_i[n].eq(0) for n in names] + [off[n].eq(0) for n in names]
+        with m.Elif(running):
+            with m.If(u == g.uop_end - 1):
+                m.d.sync += u.eq(g.uop_begin)
+                with m.If(j == g.iter_in - 1):
+                    m.d.sync += j.eq(0)
+                    with m.If(i == g.iter_out - 1):
+                        m.d.sync += running.eq(0)
+                    with m.Else():
+                        m.d.sync += i.eq(i + 1)
+                        for n in names:
+                            fo = self._factor(g, alu_insn, is_alu, n, "out")
+                            m.d.sync += [off_i[n].eq(off_i[n] + fo), off[n].eq(off_i[n] + fo)]
+                with m.Else():
+                    m.d.sync += j.eq(j + 1)
+                    for n in names:
+                        m.d.sync += off[n].eq(off[n] + self._factor(g, alu_insn, is_alu, n, "in"))
+            with m.Else():
+                m.d.sync += u.eq(u + 1)
+
+        # --- S1: indices, range check, inp/wgt reads ----------------------------------------------
+        uop = self._layouts["uop"](self.uop_read.data)
+        d1 = Signal(OFFSET_WIDTH + 1)
+        s1 = Signal(OFFSET_WIDTH + 1)
+        w1 = Signal(OFFSET_WIDTH + 1)
+        m.d.comb += [d1.eq(uop.dst + off1["dst"]), s1.eq(uop.src + off1["src"]), w1.eq(uop.wgt + off1["wgt"])]
+        bad = Signal()
+        gemm_reads = ~is_alu & ~g.reset
+        src_reads = is_alu & ~g.reset & ~alu_insn.use_imm
+        m.d.comb += bad.eq((d1 >= c.acc_depth) | (gemm_reads & ((s1 >= c.inp_depth) | (w1 >= c.wgt_depth))) |
+                           (src_reads & (s1 >= c.acc_depth)))
+        m.d.comb += [self.inp_read.addr.eq(s1), self.inp_read.en.eq(1),
+                     self.wgt_read.addr.eq(w1), self.wgt_read.en.eq(1)]
+        v2 = Signal()
+        d2 = Signal(range(c.acc_depth))
+        s2 = Signal(range(c.acc_depth))
+        m.d.sync += [v2.eq(v1 & ~bad), d2.eq(d1), s2.eq(s1)]
+        with m.If(v1 & bad):
+            m.d.comb += self.error.eq(1)
+            m.d.sync += [running.eq(0), v1.eq(0)]
+
+        # --- S2: products and adder trees; accumulator reads -----------------------------------------
+        iw, ww, aw = c.inp_width, c.wgt_width, c.acc_width
+        inp_row = self.inp_read.data
+        wgt_row = self.wgt_read.data
+        sums = []
+        for b in range(c.batch):
+            for o in range(c.block_out):
+                products = []
+                for k in range(c.block_in):
+                    a = inp_row[(b * c.block_in + k) * iw:(b * c.block_in + k + 1) * iw].as_signed()
+                    w = wgt_row[(o * c.block_in + k) * ww:(o * c.block_in + k + 1) * ww].as_signed()
+                    products.append(a * w)
+                sums.append(adder_tree(m, products))
+        sum_width = iw + ww + max(1, (c.block_in - 1).bit_length())
+        sum3 = [Signal(signed(sum_width), name=f"sum3_{k}") for k in range(len(sums))]
+        v3 = Signal()
+        d3 = Signal(range(c.acc_depth))
+        m.d.sync += [v3.eq(v2), d3.eq(d2)] + [s.eq(v) for s, v in zip(sum3, sums)]
+        m.d.comb += [self.acc_read.addr.eq(d2), self.acc_read.en.eq(1),
+                     self.src_read.addr.eq(s2), self.src_read.en.eq(1)]
+
+        # --- S3: accumulate / ALU / reset, write back -------------------------------------------------
+        lanes = c.batch * c.block_out
+        acc_row = self.acc_read.data
+        src_row = self.src_read.data
+        results = []
+        alu_results = self._alu(m, alu_insn, acc_row, src_row, lanes)
+        for k in range(lanes):
+            acc = acc_row[k * aw:(k + 1) * aw].as_signed()
+            total = (acc + sum3[k])[:aw]
+            results.append(Mux(is_alu, alu_results[k], total))
+        m.d.comb += [self.acc_write.addr.eq(d3), self.acc_write.en.eq(v3),
+                     self.acc_write.data.eq(Mux(g.reset, 0, Cat(*results)))]
+        m.d.comb += self.busy.eq(running | v1 | v2 | v3 | self.start)
+        return m
+
+    @staticmethod
+    def _factor(g, alu_insn, is_alu, name: str, where: str):
+        field = f"{name}_factor_{where}"
+        if name == "wgt":   # ALU words have no weight factors (those bits hold the opcode and imm)
+            return Mux(is_alu, 0, getattr(g, field))
+        return Mux(is_alu, getattr(alu_insn, field), getattr(g, field))
+
+    def _alu(self, m: Module, insn, acc_row, src_row, lanes: int) -> list:
+        c = self._config
+        aw = c.acc_width
+        codes = enums(build_isa(c))["alu_opcode"]
+        imm = Signal(signed(aw))
+        m.d.comb += imm.eq(insn.imm)
+        out = []
+        for k in range(lanes):
+            a = acc_row[k * aw:(k + 1) * aw].as_signed()
+            b = Signal(signed(aw), name=f"alu_b_{k}")
+            m.d.comb += b.eq(Mux(insn.use_imm, imm, src_row[k * aw:(k + 1) * aw].as_signed()))
+            r = Signal(aw, name=f"alu_r_{k}")
+            with m.Switch(insn.alu_opcode.as_value()):
+                if c.alu_has("MIN"):
+                    with m.Case(codes.MIN.value):
+                        m.d.comb += r.eq(Mux(a < b, a, b))
+                if c.alu_has("MAX"):
+                    with m.Case(codes.MAX.value):
+                        m.d.comb += r.eq(Mux(a > b, a, b))
+                if c.alu_has("ADD"):
+                    with m.Case(codes.ADD.value):
+                        m.d.comb += r.eq(a + b)
+                if c.alu_has("MUL"):
+                    with m.Case(codes.MUL.value):
+                        m.d.comb += r.eq(a * b)
+                if c.alu_has("SHR"):
+                    with m.Case(codes.SHR.value):
+                        right = Signal(range(aw), name=f"shr_right_{k}")
+                        left = Signal(range(aw + 1), name=f"shr_left_{k}")
+                        m.d.comb += [right.eq(Mux(b < 0, 0, Mux(b > aw - 1, aw - 1, b))),
+                                     left.eq(Mux(b >= 0, 0, Mux(-b > aw, aw, -b)))]
+                        m.d.comb += r.eq(Mux(b < 0, (a << left)[:aw], a >> right))
+            out.append(r)
+        return out
