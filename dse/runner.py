@@ -1,0 +1,251 @@
+"""Running a sweep: evaluate design points on a local process pool or a Ray cluster, streaming each
+finished point into the results table, then write the Pareto plots and the HTML report.
+
+- The results table is `<output>/results.csv` (and `results.parquet` when pyarrow is installed),
+  rewritten or appended as each point finishes, so an interrupted sweep loses at most the points
+  in flight. Run again with the same output folder and it resumes: points whose key is already in
+  the table are not evaluated again (a failed point counts as finished: its error is recorded).
+- Points run in a process pool (`workers`, default the CPU count) or, with `ray_address`, as Ray
+  tasks (`ray` is imported only then: install the `tensorweave[ray]` extra). The same code runs
+  on both; only the executor differs.
+- The same space and seed give the same points and the same numbers: the grid is ordered, random
+  sampling and NSGA-II are seeded, and the model is deterministic. The table is sorted by point
+  index when written, so finishing order does not show.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import json
+import os
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from .evaluate import Task, columns, evaluate_point
+from .space import METRICS, SweepError, SweepSpace, point_key
+
+Row = dict[str, Any]
+
+
+class ResultsTable:
+    """The CSV (and Parquet) results of one sweep, appended one row at a time."""
+
+    def __init__(self, directory: Path, space: SweepSpace, fresh: bool = False):
+        self.space = space
+        self.columns = columns(space)
+        self.csv_path = directory / "results.csv"
+        self.parquet_path = directory / "results.parquet"
+        self.rows: dict[str, Row] = {}
+        directory.mkdir(parents=True, exist_ok=True)
+        if self.csv_path.exists() and not fresh:
+            with self.csv_path.open(newline="") as f:
+                reader = csv.DictReader(f)
+                if reader.fieldnames != self.columns:
+                    raise SweepError(f"{self.csv_path} has columns {reader.fieldnames}, not this space's "
+                                     f"{self.columns}: it holds another sweep; use --fresh or another --output")
+                for raw in reader:
+                    row = self._typed(raw)
+                    self.rows[row["key"]] = row
+        else:
+            with self.csv_path.open("w", newline="") as f:
+                csv.writer(f).writerow(self.columns)
+            self.parquet_path.unlink(missing_ok=True)
+
+    def _typed(self, raw: dict[str, str]) -> Row:
+        row: Row = dict(raw)
+        row["index"] = int(raw["index"])
+        row["seconds"] = float(raw["seconds"])
+        for name, values in self.space.parameters.items():
+            sample = values[0]
+            if isinstance(sample, int):
+                row[name] = int(raw[name])
+        for metric in self.space.metrics:
+            row[metric] = float(raw[metric]) if raw[metric] not in ("", None) else None
+        return row
+
+    def add(self, row: Row) -> None:
+        self.rows[row["key"]] = row
+        with self.csv_path.open("a", newline="") as f:
+            csv.writer(f).writerow([row.get(c, "") for c in self.columns])
+            f.flush()
+            os.fsync(f.fileno())
+        self._write_parquet()
+
+    def _write_parquet(self) -> None:
+        try:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+        except ImportError:
+            return
+        rows = self.sorted()
+        data = {c: [r.get(c) if r.get(c) != "" or c in ("error", "layer_cycles", "config") else None for r in rows]
+                for c in self.columns}
+        tmp = self.parquet_path.with_suffix(".parquet.tmp")
+        pq.write_table(pa.table(data), tmp)
+        tmp.replace(self.parquet_path)
+
+    def sorted(self) -> list[Row]:
+        return sorted(self.rows.values(), key=lambda r: r["index"])
+
+
+# --- executors: an iterable of tasks in, rows out as they finish ----------------------------------
+Evaluate = Callable[[Task], Row]
+
+
+def local_executor(workers: int) -> Callable[[Evaluate, list[Task]], Iterator[Row]]:
+    def run(evaluate: Evaluate, tasks: list[Task]) -> Iterator[Row]:
+        if workers <= 1 or len(tasks) <= 1:
+            yield from map(evaluate, tasks)
+            return
+        with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=get_context("spawn")) as pool:
+            for future in as_completed([pool.submit(evaluate, t) for t in tasks]):
+                yield future.result()
+    return run
+
+
+def ray_executor(address: str) -> Callable[[Evaluate, list[Task]], Iterator[Row]]:
+    """Ray tasks on the cluster at `address` ('auto' finds a running one; 'local' starts one here)."""
+    try:
+        import ray
+    except ImportError:
+        raise SweepError("--ray needs the 'ray' package, which is not installed: "
+                         "pip install 'tensorweave[ray]' (or run without --ray for the local pool)") from None
+    if not ray.is_initialized():
+        ray.init(address=None if address == "local" else address, logging_level="ERROR", log_to_driver=False)
+    remote = ray.remote(_call)
+
+    def run(evaluate: Evaluate, tasks: list[Task]) -> Iterator[Row]:
+        pending = [remote.remote(evaluate, t) for t in tasks]
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            yield ray.get(done[0])
+    return run
+
+
+def _call(evaluate: Evaluate, task: Task) -> Row:
+    return evaluate(task)
+
+
+# --- the sweep ---------------------------------------------------------------------------------------
+@dataclass
+class SweepResult:
+    space: SweepSpace
+    directory: Path
+    rows: list[Row]                       # every row in the table, by point index
+    evaluated: int                        # points evaluated by this run
+    reused: int                           # points found in the table from an earlier run, not evaluated again
+    complete: bool                        # False when stopped by max_points
+    paths: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> list[Row]:
+        return [r for r in self.rows if r["error"]]
+
+
+def run_sweep(space: SweepSpace, directory: str | Path, workers: int | None = None, ray_address: str | None = None,
+              fresh: bool = False, progress: bool = True, max_points: int | None = None,
+              report: bool = True) -> SweepResult:
+    """Run (or resume) `space`, writing results and reports under `directory`."""
+    directory = Path(directory)
+    execute = ray_executor(ray_address) if ray_address else local_executor(workers or os.cpu_count() or 1)
+    table = ResultsTable(directory, space, fresh)
+    (directory / "space.json").write_text(json.dumps(space.to_dict(), indent=1, default=list))
+    evaluate = functools.partial(evaluate_point, space)
+    state: dict[str, Any] = {"evaluated": 0, "reused": 0, "complete": True}
+    earlier = set(table.rows)  # keys finished by an earlier run
+    counted: set[str] = set()
+    if space.search.method == "nsga2":
+        total = space.search.trials
+    else:
+        total = len(space.points())
+    bar = tqdm(total=total, desc=f"sweep {space.name}", unit="point", disable=not progress, dynamic_ncols=True)
+
+    def run_batch(tasks: list[Task]) -> dict[str, Row]:
+        """Evaluate the tasks not yet in the table; returns the rows of all of them by key."""
+        todo: list[Task] = []
+        for task in tasks:
+            key = point_key(task.point)
+            if key in table.rows or any(point_key(t.point) == key for t in todo):
+                if key in earlier and key not in counted:
+                    state["reused"] += 1
+                    counted.add(key)
+                bar.update(1)
+            elif max_points is not None and state["evaluated"] + len(todo) >= max_points:
+                state["complete"] = False
+            else:
+                todo.append(task)
+        for row in execute(evaluate, todo):
+            table.add(row)
+            state["evaluated"] += 1
+            bar.update(1)
+            bar.set_postfix_str(f"last {row['key']} {'failed' if row['error'] else 'ok'}")
+        return {point_key(t.point): table.rows[point_key(t.point)] for t in tasks if point_key(t.point) in table.rows}
+
+    try:
+        if space.search.method == "nsga2":
+            _nsga2(space, run_batch, state)
+        else:
+            run_batch([Task(i, p) for i, p in enumerate(space.points())])
+    finally:
+        bar.close()
+    result = SweepResult(space, directory, table.sorted(), state["evaluated"], state["reused"], state["complete"])
+    result.paths = {"csv": table.csv_path}
+    if table.parquet_path.exists():
+        result.paths["parquet"] = table.parquet_path
+    if report and result.rows:
+        from .report import write_report
+        result.paths.update(write_report(result))
+    return result
+
+
+def _nsga2(space: SweepSpace, run_batch: Callable[[list[Task]], dict[str, Row]], state: dict[str, Any]) -> None:
+    """optuna's NSGA-II, one generation (population) at a time so a generation runs in parallel."""
+    import optuna
+    from optuna.trial import TrialState
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    search = space.search
+    directions = [optuna.study.StudyDirection.MAXIMIZE if METRICS[o][1] == "maximize"
+                  else optuna.study.StudyDirection.MINIMIZE for o in search.objectives]
+    sampler = optuna.samplers.NSGAIISampler(population_size=search.population, seed=search.seed)
+    study = optuna.create_study(directions=directions, sampler=sampler)
+    choices = {name: [_choice(v) for v in values] for name, values in space.parameters.items()}
+    index, asked = 0, 0
+    while index < search.trials and state["complete"]:
+        batch: list[tuple[Any, Task]] = []
+        while len(batch) < min(search.population, search.trials - index):
+            asked += 1
+            if asked > 50 * search.trials:
+                raise SweepError(f"{space.source}: NSGA-II drew {asked} points and too few met the constraints; "
+                                 f"loosen the constraints or use method: grid")
+            trial = study.ask()
+            point = {name: space.parameters[name][choices[name].index(trial.suggest_categorical(name, choices[name]))]
+                     for name in space.parameters}
+            if space.check(point) is None:
+                study.tell(trial, state=TrialState.FAIL)
+                continue
+            batch.append((trial, Task(index + len(batch), point)))
+        rows = run_batch([task for _, task in batch])
+        for trial, task in batch:
+            row = rows.get(point_key(task.point))
+            if row is None or row["error"]:
+                study.tell(trial, state=TrialState.FAIL)
+            else:
+                study.tell(trial, [float(row[o]) for o in search.objectives])
+        index += len(batch)
+
+
+def _choice(value: Any) -> Any:
+    """optuna's categorical choices must be scalars: lists (alu_ops) go as their text."""
+    return ",".join(map(str, value)) if isinstance(value, (tuple, list)) else value
+
+
+def rows_ok(rows: Iterable[Row]) -> list[Row]:
+    return [r for r in rows if not r["error"]]
