@@ -25,7 +25,9 @@ def run_demo(config_name: str = "vta-default", engine: str = "functional", seed:
     run_start = time.perf_counter()
     outputs = compiled.run(inputs, engine=engine)
     took = time.perf_counter() - run_start
-    print(f"ran on the simulated accelerator ({compiled.config.name}, {engine} engine) + CPU in {took:.2f} s\n")
+    config = compiled.config
+    assert config is not None  # target "accel" always has one
+    print(f"ran on the simulated accelerator ({config.name}, {engine} engine) + CPU in {took:.2f} s\n")
     print(compiled.table())
     print()
     agreements = compare_outputs(compiled.graph, outputs, reference_outputs(model, inputs))

@@ -121,7 +121,7 @@ def _relu_requantized(graph: Graph, q: Node, scale: float, zero_point: np.ndarra
         return []
     relu = _single_consumer(graph, dq.outputs[0], "Relu")
     q2 = relu and _single_consumer(graph, relu.outputs[0], "QuantizeLinear")
-    if not q2 or _scalar(graph, q2.inputs[1]) != scale or graph.types[q2.outputs[0]].dtype != "int8":
+    if relu is None or not q2 or _scalar(graph, q2.inputs[1]) != scale or graph.types[q2.outputs[0]].dtype != "int8":
         return []
     zp2 = _zero_point(graph, q2)
     if zp2 is None or zp2.shape != zero_point.shape or np.any(zp2 != zero_point) or q2.attr("saturate", 1) != 1:

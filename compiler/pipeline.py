@@ -171,16 +171,9 @@ def _estimate(kernel, macs: int, config: AccelConfig) -> tuple[int | None, float
         cycles = int(kernel.estimated_cycles)
         insns = {k.split(":", 1)[1]: v for k, v in counts.items() if k.startswith("unit:")}
         return cycles, macs / (cycles * config.macs_per_cycle), insns
-    try:
-        from ..sim.cycle import estimate_cycles
-    except ImportError:
-        estimate_cycles = None
-    if estimate_cycles is not None:
-        report = estimate_cycles(kernel.program)
-        cycles, insns = report.cycles, dict(report.insns)
-    else:  # analytical fallback: the GEMM core busy on every micro-op iteration
-        cycles = -(-macs // config.macs_per_cycle)
-        insns = {}
+    from ..sim.cycle import estimate_cycles
+    report = estimate_cycles(kernel.program)
+    cycles, insns = report.cycles, dict(report.insns)
     utilization = macs / (cycles * config.macs_per_cycle) if cycles else None
     return cycles, utilization, insns
 
@@ -201,6 +194,7 @@ class CompiledModel:
         rows = []
         for step in self.steps:
             if step.target == "accel":
+                assert self.config is not None, "accelerator steps need a config"
                 node = step.graph.nodes[0]
                 macs = node_macs(self.fused, node)
                 cycles, util, insns = _estimate(step.kernel, macs, self.config)
@@ -261,6 +255,7 @@ class CompiledModel:
         lines = [f"model {self.graph.name}: {len(self.graph.nodes)} nodes, target {self.target} ({cfg})", ""]
         for step in self.steps:
             if step.target == "accel":
+                assert self.config is not None, "accelerator steps need a config"
                 node = step.graph.nodes[0]
                 lines.append(f"[accel] {node.name}: {node.attrs['source_op']} "
                              f"{self.fused.types[node.inputs[0]]} -> {self.fused.types[node.outputs[0]]}")
