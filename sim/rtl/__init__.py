@@ -1,0 +1,25 @@
+"""The accelerator's RTL as a simulation engine: Verilator builds (cached), a fast C++ harness,
+a cocotb testbench, and random-program differential testing against the functional simulator.
+
+`run_rtl(program, inputs=None, engine="harness" | "cocotb", waves=None) -> RunResult` with `cycles`
+set; `run_rtl_many(programs, config)` runs many programs on one build in one process.
+"""
+
+from .build import BuildError, build_harness, cache_root
+from .engine import (
+    DRAM_BASE,
+    ERROR_CODES,
+    HarnessJob,
+    HarnessResult,
+    RTLError,
+    RTLTimeout,
+    run_harness,
+    run_rtl,
+    run_rtl_many,
+    run_rtl_outcomes,
+    watchdog_report,
+)
+
+__all__ = ["BuildError", "DRAM_BASE", "ERROR_CODES", "HarnessJob", "HarnessResult", "RTLError", "RTLTimeout",
+           "build_harness", "cache_root", "run_harness", "run_rtl", "run_rtl_many", "run_rtl_outcomes",
+           "watchdog_report"]
