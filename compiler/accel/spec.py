@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...errors import TensorweaveError
-from ..loopnest.builders import conv_output_size
+from ..loopnest.builders import Conv2dParams, conv_output_size
 
 
 class AccelError(TensorweaveError, ValueError):
@@ -16,19 +16,10 @@ class AccelError(TensorweaveError, ValueError):
 
 
 @dataclass(frozen=True)
-class ConvSpec:
-    """A 2-D convolution over NCHW int8 activations and (K, C/groups, R, S) int8 weights."""
+class ConvSpec(Conv2dParams):
+    """A 2-D convolution over NCHW int8 activations and (K, C/groups, R, S) int8 weights, validated.
 
-    batch: int
-    in_channels: int
-    height: int
-    width: int
-    out_channels: int
-    kernel: tuple[int, int]
-    stride: tuple[int, int] = (1, 1)
-    pads: tuple[int, int, int, int] = (0, 0, 0, 0)   # top, left, bottom, right
-    dilation: tuple[int, int] = (1, 1)
-    groups: int = 1
+    The fields are `Conv2dParams`' (pads are top, left, bottom, right)."""
 
     def __post_init__(self) -> None:
         for name in ("batch", "in_channels", "height", "width", "out_channels", "groups"):
