@@ -13,34 +13,44 @@ while the target command queue holds `cmd_queue_depth` instructions no unit has 
 compute and stores overlap exactly as far as the tokens and queues allow.
 
 Every duration is a formula of the config (bus width, element sizes) and of the constants in
-`Timing`, the one place calibrated against the RTL (see `Timing`):
+`Timing`, checked against the RTL (see `Timing`):
 
-- fetch: bursts of `fetch_burst` instructions into a `fetch_buffer`-entry buffer (a burst is
-  requested once it fits), `fetch_burst_overhead` cycles per burst plus ceil(insn_bytes / bus_bytes)
-  beats per instruction; at most one dispatch per `dispatch_cycles`.
-- every unit instruction: `command_cycles` to take it (hidden under the previous instruction's
-  push when it was already waiting), `issue_cycles` from popping its tokens to starting its body,
-  the body, `push_cycles` to push its tokens (when there is room).
-- LOAD body of y_size rows of x_size elements (element = one scratchpad row of that memory):
-  `dma_latency + rows(y_size, x_size * max(1, element_bytes / bus_bytes))` plus
-  `pad_cycles_per_element` for each zero element (y_pad rows and x_pad columns), where
-  rows(y, r) = r + (y - 1) * max(dma_row_min, r) + y * dma_row_overhead; its beats
-  (y_size * ceil(x_size * element_bytes / bus_bytes)) wait for the DRAM read channel, which fetch
-  and the four read DMAs share first come, first served.
-- STORE body: `rows(y_size, x_size * max(1, out_row_bytes / bus_bytes)) + store_response`.
+- the DRAM read channel (`hw/arbiter.py`, `hw/dma.py`) is modelled burst by burst: fetch and the
+  four read DMAs (UOP, ACC, INP, WGT) each request whole bursts; the arbiter grants one every
+  `dma_row_min` cycles, round-robin among the readers asking, with at most 8 bursts outstanding;
+  R beats come back in grant order, back to back while the head burst's reader takes them, so a
+  burst waits for every burst granted before it, and a reader that takes its beats slowly (one
+  element per cycle when several share a beat, padding written in between) holds up the others.
+  The channel keeps the grants before the current event fixed and re-projects the pending LOADs'
+  ends whenever a new transfer arrives.
+- fetch: bursts of `fetch_burst` instructions into a `fetch_buffer`-entry buffer, requested once the
+  previous burst is in and the buffer has room (independently of dispatch); ceil(insn_bytes /
+  bus_bytes) beats per instruction, the first `fetch_burst_overhead` after the grant; an instruction
+  is dispatched `fetch_buffer_cycles` after its last beat, at most one per `dispatch_cycles`, when
+  its command queue has room.
+- every unit instruction: a dispatched command reaches the queue's head after `queue_cycles`;
+  `command_cycles` to take it (hidden under the previous instruction's push when it was already
+  waiting), `issue_cycles` from popping its tokens to starting its body, the body, `push_cycles` to
+  push its tokens (when there is room).
+- LOAD body: from its start the DMA asks for one burst per DRAM row (split at 256 beats and 4 KiB),
+  the first one cycle after the body starts; a burst's first beat comes `dma_latency - 2` cycles after
+  its grant at the earliest; the DMA writes `pad_cycles_per_element` per zero element in row-major
+  order (leading zeros while it waits for the first beat) and takes one beat per cycle (one element
+  per cycle when several share a beat); the body ends one cycle after its last element.
+- STORE body: `y_size * max(dma_row_min, x_size * max(1, out_row_bytes / bus_bytes)) + store_response`
+  (+ `store_wide_cycles` when an element spans several beats). Writes do not share the read channel.
 - the run: `start_cycles` before fetch's first request, `done_cycles` after the last push.
 - GEMM / ALU body over n = iter_out * iter_in * (uop_end - uop_begin) micro-ops:
   `n * gemm_ii + gemm_latency` / `n * alu_ii + alu_latency` (reset too: it writes n rows).
 - FINISH body: 0.
 
-Not modelled: the round-robin interleaving of bursts on the read channel (the model serves whole
-instructions in the order they ask) and DRAM that stalls. `estimate_cycles` does not check addresses: run the
-functional simulator for that.
+Not modelled: DRAM that stalls (the harness's `stall_percent`), and a fetch burst's grant moving
+after fetch dispatched from it (a later LOAD that outranks it in the round robin). `estimate_cycles`
+does not check addresses: run the functional simulator for that.
 """
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -63,25 +73,30 @@ class CycleModelError(TensorweaveError, RuntimeError):
 class Timing:
     """Microarchitecture timing constants, in cycles: the cycle model's only free parameters.
 
-    The structure and the defaults follow the RTL's documented timing (`hw/top.py`: take command 1,
-    pop 1, check 1, body, push 1; micro-op loops n + 4; a setup cycle per DMA row), with the
-    DRAM-side values calibrated by `calibrate` on RTL cycle counts (`benchmarks/cycle_model.py`).
+    The structure and the defaults follow the RTL (`hw/top.py`: take command 1, pop 1, check 1, body,
+    push 1; micro-op loops n + 4; one AR every other cycle; the DMA's and fetch's buffers), each value
+    checked on the Verilator harness with single-instruction programs and program prefixes; the
+    validation set of `tests/sim/test_cycle.py` (`benchmarks/cycle_model.py`) is within 2 % of the
+    RTL. `calibrate` fits chosen fields to measured cycle counts.
     """
 
-    start_cycles: int = 2             # from CTRL.start to fetch's first request
-    done_cycles: int = 2              # from the last unit's push to STATUS.done (CYCLES stops)
+    start_cycles: int = 1             # from CTRL.start to fetch's first request
+    done_cycles: int = 0              # from the last unit's push to STATUS.done (CYCLES stops)
     fetch_burst: int = 4              # instructions per fetch burst (hw/fetch.py BURST)
     fetch_buffer: int = 8             # fetch's instruction buffer entries
     fetch_burst_overhead: int = 2     # request to first beat of a fetch burst
+    fetch_buffer_cycles: int = 1      # an instruction's last beat to its dispatch (the buffer's read latency)
     dispatch_cycles: int = 1          # between two dispatches
+    queue_cycles: int = 2             # a dispatched command reaches the head of its command queue
     command_cycles: int = 1           # a unit takes the command at its queue's head
     issue_cycles: int = 2             # pop tokens, then check and start
     push_cycles: int = 1              # push tokens at the end (also when there are none)
-    dma_latency: int = 4              # start of a LOAD's body to its first scratchpad write
+    dma_latency: int = 4              # start of a LOAD's body to its first beat, alone (AR grant + 2)
     dma_row_overhead: int = 0         # per DRAM row of a LOAD or STORE, beyond its beats
-    dma_row_min: int = 2              # cycles per row at least (one AR every other cycle)
+    dma_row_min: int = 2              # cycles between two AR grants (per reader and on the bus), per STORE row
     pad_cycles_per_element: int = 1   # a zero element written by LOAD padding
     store_response: int = 3           # start of a STORE's body, plus last write beat to its response
+    store_wide_cycles: int = 1        # a STORE whose elements span several beats: the packer's extra cycle
     gemm_ii: int = 1                  # cycles between GEMM micro-ops
     gemm_latency: int = 4             # the tensor core's pipeline drain (hw/core.py)
     alu_ii: int = 1                   # cycles between ALU micro-ops
@@ -156,6 +171,15 @@ class _Model:
         self.memories = {value: name for name, value in self.isa.enums["memory_id"].items()}
         self.insn_bytes = self.isa.instruction_width // 8
         self.insn_beats = _beats(self.insn_bytes, config.bus_bytes)
+        self.shapes: dict[int, tuple[list[tuple[int, int, int]], int, int]] = {}
+        self.tokens: dict[tuple[int, str], list[str]] = {}
+
+    def token_queues(self, unit: str, index: int, insn: Insn, kind: str) -> list[str]:
+        """The token queues instruction `index` pops from (kind 'pop') or pushes to ('push')."""
+        queues = self.tokens.get((index, kind))
+        if queues is None:
+            queues = self.tokens[(index, kind)] = _token_queues(unit, index, insn, kind)
+        return queues
 
     def memory(self, index: int, insn: Insn) -> str:
         name = self.memories.get(insn.memory_id)
@@ -188,31 +212,68 @@ class _Model:
     def iterations(insn: Insn) -> int:
         return insn.iter_out * insn.iter_in * max(0, insn.uop_end - insn.uop_begin)
 
-    def rows(self, rows: int, row_cycles: int) -> int:
-        """Cycles to move `rows` DRAM rows of `row_cycles` each: every row after the first takes at
-        least `dma_row_min` (one burst request every other cycle)."""
-        if rows <= 0:
-            return 0
-        t = self.timing
-        return row_cycles + t.dma_row_overhead * rows + (rows - 1) * max(t.dma_row_min, row_cycles)
+    def load_reader(self, index: int, insn: Insn, begin: int) -> _Reader:
+        """A LOAD's transfer on the read channel, its body starting at `begin`: one burst per DRAM row
+        (split at 256 beats and 4 KiB), requested from `begin + 1`, padding written as it comes."""
+        shape = self.shapes.get(index)
+        if shape is None:
+            shape = self.shapes[index] = self.load_shape(index, insn)
+        bursts, lead, tail = shape
+        return _Reader(bursts, 0, begin + 1, begin + lead, tail, self.timing.dma_latency - 2,
+                       begin + max(1, lead + tail), index)
 
-    def read_cycles(self, index: int, insn: Insn) -> int:
-        """Cycles a LOAD holds the shared DRAM read channel: its data beats, or one cycle per element
-        when elements share a beat (R beats come back in order, as fast as the DMA takes them)."""
-        per_element = self.element_cycles(element_bytes(self.config, self.memory(index, insn)))
-        return insn.y_size * insn.x_size * per_element
+    def load_shape(self, index: int, insn: Insn) -> tuple[list[tuple[int, int, int]], int, int]:
+        """(bursts, leading padding cycles, trailing cycles) of a LOAD; see `_Reader`."""
+        t, bus = self.timing, self.config.bus_bytes
+        size = element_bytes(self.config, self.memory(index, insn))
+        slots = max(1, bus // size)
+        pad = t.pad_cycles_per_element
+        width = insn.x_pad_0 + insn.x_size + insn.x_pad_1
+        lead = (insn.y_pad_0 * width + insn.x_pad_0) * pad
+        tail = (insn.x_pad_1 + insn.y_pad_1 * width) * pad
+        gap = (insn.x_pad_0 + insn.x_pad_1) * pad + t.dma_row_overhead
+        bursts: list[tuple[int, int, int]] = []
+        boundary = BOUNDARY_BYTES // bus if bus <= BOUNDARY_BYTES else 1
+        rows = insn.y_size if insn.x_size else 0
+        for y in range(rows):
+            element = insn.dram_base + y * insn.x_stride
+            first = element * size // bus
+            last = ((element + insn.x_size) * size - 1) // bus
+            offset = element % slots
+            word = first
+            while word <= last:
+                n = min(last - word + 1, boundary - word % boundary, BURST_MAX_BEATS)
+                if slots == 1:
+                    occupancy = consume = n
+                else:   # one element per cycle; a beat is taken by the first element of its word
+                    lo, hi, end = (_first_element(w, first, slots, offset, insn.x_size)
+                                   for w in (word, word + n - 1, word + n))
+                    occupancy, consume = hi - lo + 1, end - lo
+                word += n
+                bursts.append((occupancy, consume, gap if word > last and y < rows - 1 else 0))
+        if bursts:
+            tail += t.dma_row_overhead
+        return bursts, lead, tail
+
+    def load_alone(self, index: int, insn: Insn) -> int:
+        """A LOAD's body (to its end, before pushing tokens) with the read channel to itself."""
+        reader = self.load_reader(index, insn, 0)
+        channel = _BurstChannel(self.timing.dma_row_min)
+        key = self.memory(index, insn)
+        return channel.arrive(key, 0, reader)[key][1] + 1
 
     def body(self, index: int, insn: Insn) -> int:
         """Cycles from starting an instruction's body to its end (before pushing tokens), alone on the bus."""
         t = self.timing
         if insn.op == "LOAD":
-            per_element = self.element_cycles(element_bytes(self.config, self.memory(index, insn)))
-            width = insn.x_pad_0 + insn.x_size + insn.x_pad_1
-            zeros = (insn.y_pad_0 + insn.y_pad_1) * width + insn.y_size * (insn.x_pad_0 + insn.x_pad_1)
-            return t.dma_latency + self.rows(insn.y_size, insn.x_size * per_element) + zeros * t.pad_cycles_per_element
+            return self.load_alone(index, insn)
         if insn.op == "STORE":
+            # Every row takes at least `dma_row_min` (one AW every other cycle), the first one too;
+            # elements wider than a beat cost one cycle more in the packer.
             per_element = self.element_cycles(self.config.out_row_bytes)
-            return self.rows(insn.y_size, insn.x_size * per_element) + t.store_response
+            rows = insn.y_size if insn.x_size else 0
+            wide = t.store_wide_cycles if self.config.out_row_bytes > self.config.bus_bytes else 0
+            return rows * (max(t.dma_row_min, insn.x_size * per_element) + t.dma_row_overhead) + t.store_response + wide
         if insn.op in ("GEMM", "ALU"):
             n = self.iterations(insn)
             if n == 0:
@@ -250,43 +311,91 @@ def estimate_cycles(program: Program, timing: Timing = DEFAULT_TIMING, keep_time
     return _Walk(model, decoded, keep_timeline).run()
 
 
-class _ReadChannel:
-    """The DRAM read channel, shared by fetch and the read DMAs: the arbiter interleaves their bursts
-    round-robin, modelled as processor sharing (n active transfers each get 1/n beat per cycle).
-    A transfer also lasts at least its own `min_cycles` (elements smaller than a beat, row setup)."""
+READERS = {"fetch": 0, "UOP": 1, "ACC": 2, "INP": 3, "WGT": 4}   # the arbiter's reader ports (hw/top.py)
+_READER_UNIT = {"UOP": "compute", "ACC": "compute", "INP": "load", "WGT": "load"}
+MAX_OUTSTANDING = 8                                              # the arbiter's outstanding-burst FIFO
+BURST_MAX_BEATS, BOUNDARY_BYTES = 256, 4096
 
-    def __init__(self) -> None:
-        self.time = 0.0
-        self.active: dict[str, list[float]] = {}   # key -> [beats left, earliest end]
 
-    def _advance(self, until: float) -> None:
-        while self.active and self.time < until:
-            n = len(self.active)
-            step = min(until - self.time, min(left for left, _ in self.active.values()) * n)
-            for item in self.active.values():
-                item[0] -= step / n
-            self.time += step
-            for key in [k for k, (left, _) in self.active.items() if left <= 1e-9]:
-                del self.active[key]
-        self.time = max(self.time, until)
+@dataclass
+class _Reader:
+    """One read port's pending transfer: bursts (R-channel cycles, consumer cycles, consumer gap after)."""
 
-    def arrive(self, key: str, when: int, beats: int, min_cycles: int) -> dict[str, int]:
-        """Start a transfer of `beats` at `when`; returns every active transfer's projected end."""
-        start = max(float(when), self.time)
-        self._advance(start)
-        self.active[key] = [float(beats), start + min_cycles]
+    bursts: list[tuple[int, int, int]]
+    next: int          # the next burst to request
+    ready: int         # earliest cycle its next AR can be granted
+    consumer: int      # earliest cycle its consumer takes the next beat
+    tail: int          # consumer cycles after the last beat (trailing padding)
+    latency: int       # from a grant to the burst's first beat
+    done: int = -1     # when the consumer is done (fetch: its burst's first beat), once every burst is granted
+    owner: int = -1    # the LOAD's instruction index (-1: fetch)
+
+    def copy(self) -> _Reader:
+        return _Reader(self.bursts, self.next, self.ready, self.consumer, self.tail, self.latency, self.done,
+                       self.owner)
+
+
+class _BurstChannel:
+    """The DRAM read channel as the RTL has it (`hw/arbiter.py`, `hw/dma.py`): each reader requests
+    whole bursts (a DMA one per DRAM row, split at 256 beats and 4 KiB; fetch one per 4 instructions);
+    the arbiter grants one burst every `ar_spacing` cycles round-robin among the requesting readers,
+    at most `MAX_OUTSTANDING` bursts in flight; R beats come back in grant order, back to back while
+    the head burst's consumer takes them, from the reader's `latency` after the grant. A DMA consumer
+    takes one beat (or one sub-beat element) per cycle and writes padding elements in between."""
+
+    def __init__(self, ar_spacing: int):
+        self.ar_spacing = ar_spacing
+        self.readers: dict[str, _Reader] = {}
+        self.now = 0
+        self.next_grant = 0
+        self.last = 0
+        self.r_free = 0
+        self.outstanding: deque[int] = deque()   # when each granted burst's FIFO entry frees, in order
+
+    def arrive(self, key: str, now: int, reader: _Reader) -> dict[str, tuple[int, int]]:
+        """Commit every grant before `now`, add `reader`'s transfer; returns each transfer's projected
+        consumer end (fetch: its burst's first beat) assuming nothing else arrives, with its owner."""
+        self.now = now = max(now, self.now)
+        self._run(self.readers, now, commit=True)
+        self.readers[key] = reader
         return self.projection()
 
-    def projection(self) -> dict[str, int]:
-        """End times if no other transfer arrives: the smallest finishes first, then rates rise."""
-        ends, t, served = {}, self.time, 0.0
-        order = sorted(self.active.items(), key=lambda kv: kv[1][0])
-        n = len(order)
-        for i, (key, (left, earliest)) in enumerate(order):
-            t += (left - served) * (n - i)
-            served = left
-            ends[key] = max(math.ceil(t - 1e-9), int(earliest))
-        return ends
+    def projection(self) -> dict[str, tuple[int, int]]:
+        readers = {k: r.copy() for k, r in self.readers.items()}
+        saved = (self.next_grant, self.last, self.r_free, deque(self.outstanding))
+        self._run(readers, None, commit=False)
+        self.next_grant, self.last, self.r_free, self.outstanding = saved
+        return {k: (r.owner, r.done) for k, r in readers.items()}
+
+    def _run(self, readers: dict[str, _Reader], limit: int | None, commit: bool) -> None:
+        waiting = {k: r for k, r in readers.items() if r.next < len(r.bursts)}
+        outstanding = self.outstanding
+        while waiting:
+            g = max(self.next_grant, min(r.ready for r in waiting.values()))
+            if len(outstanding) >= MAX_OUTSTANDING:
+                g = max(g, outstanding[-MAX_OUTSTANDING])
+            if limit is not None and g >= limit:
+                break
+            while outstanding and outstanding[0] <= g:
+                outstanding.popleft()
+            key = min((k for k, r in waiting.items() if r.ready <= g),
+                      key=lambda k: (READERS[k] - self.last - 1) % len(READERS))
+            r = waiting[key]
+            occupancy, consume, gap = r.bursts[r.next]
+            r.next += 1
+            start = max(g + r.latency, self.r_free, r.consumer)
+            self.r_free = start + occupancy
+            r.consumer = start + consume + gap
+            outstanding.append(self.r_free)
+            self.next_grant = g + self.ar_spacing
+            self.last = READERS[key]
+            r.ready = g + self.ar_spacing
+            if r.next == len(r.bursts):
+                r.done = (start if key == "fetch" else r.consumer + r.tail)
+                del waiting[key]
+        if commit:
+            for k in [k for k, r in readers.items() if r.next == len(r.bursts)]:
+                del readers[k]
 
 
 class _Walk:
@@ -303,6 +412,7 @@ class _Walk:
         self.dispatched = {u: 0 for u in UNITS}
         self.free = {u: 0 for u in UNITS}
         self.pending: dict[str, tuple[int, int, int] | None] = {u: None for u in UNITS}  # (index, start, end)
+        self.head_taken: dict[str, int | None] = {u: None for u in UNITS}  # when the queue's head was taken
         self.pushes: dict[str, list[int]] = {q: [] for q in QUEUES.values()}  # cycle each token can be popped
         self.pops: dict[str, list[int]] = {q: [] for q in QUEUES.values()}    # cycle each token was popped
         self.busy = {u: 0 for u in ("fetch",) + UNITS}
@@ -310,49 +420,57 @@ class _Walk:
         self.report = CycleReport(config, 0, self.busy, self.stall, {u: 0 for u in UNITS}, 0, 0, 0, 0,
                                   len(decoded) * model.insn_bytes)
         self.dispatch_times: list[int] = []
-        self.pc = 0
-        self.words = t.start_cycles        # when fetch's latest instruction words arrived
+        self.pc = 0                        # the next instruction to dispatch
+        self.req_pc = 0                    # the next instruction to request
+        self.words = t.start_cycles        # when the latest burst's last beat arrived
+        self.burst_first: list[int] = []   # per burst: its first beat
+        self.stall_slot = 0
         self.last_dispatch = -t.dispatch_cycles
-        self.channel = _ReadChannel()
-        self.tails: dict[str, int] = {}    # per unit: cycles of its pending LOAD after its last beat
+        self.channel = _BurstChannel(t.dma_row_min)
         self.alone: dict[str, int] = {}    # per unit: its pending body's cycles had it the bus alone
 
     # --- fetch ---------------------------------------------------------------------------------
     def fetch_event(self) -> tuple[int, int] | None:
-        """(time, dispatch slot) of the next dispatch, or None if it waits on something unknown."""
-        if self.pc >= len(self.decoded):
-            return None
-        unit = self.decoded[self.pc][0]
-        slot = 0
-        if self.dispatched[unit] >= self.depth_cmd:
-            # The queue has room once the instruction depth_cmd places ahead was taken.
-            ahead = self.dispatched[unit] - self.depth_cmd
-            if ahead >= len(self.taken[unit]):
-                return None
-            slot = self.taken[unit][ahead] + 1
-        if self.pc % self.t.fetch_burst == 0:
-            room_after = self.pc - (self.t.fetch_buffer - self.t.fetch_burst) - 1
-            request = max(self.words, self.dispatch_times[room_after] if room_after >= 0 else 0)
-            return request, slot
-        return max(self.words, self.last_dispatch + self.t.dispatch_cycles), slot
+        """(time, kind) of fetch's next event: kind 1 requests the next burst, kind 0 dispatches the
+        next instruction; None if neither can be timed yet."""
+        t = self.t
+        events = []
+        if self.req_pc < len(self.decoded):
+            # A burst is requested once the previous one is in and the buffer has room for it.
+            room_after = self.req_pc - (t.fetch_buffer - t.fetch_burst) - 1
+            if room_after < len(self.dispatch_times):
+                events.append((max(self.words, self.dispatch_times[room_after] + 1 if room_after >= 0 else 0), 1))
+        if self.pc < self.req_pc:
+            unit = self.decoded[self.pc][0]
+            words = self.burst_first[self.pc // t.fetch_burst] + (self.pc % t.fetch_burst + 1) * self.model.insn_beats
+            when = max(words + t.fetch_buffer_cycles, self.last_dispatch + t.dispatch_cycles)
+            if self.dispatched[unit] >= self.depth_cmd:
+                # The queue has room once the instruction depth_cmd places ahead was taken.
+                ahead = self.dispatched[unit] - self.depth_cmd
+                if ahead < len(self.taken[unit]):
+                    slot = self.taken[unit][ahead] + 1
+                    self.stall_slot = max(0, slot - when)
+                    events.append((max(when, slot), 0))
+            else:
+                self.stall_slot = 0
+                events.append((when, 0))
+        return min(events) if events else None
 
-    def fetch_commit(self, request: int, slot: int) -> None:
+    def fetch_commit(self, when: int, kind: int) -> None:
         t, model = self.t, self.model
-        if self.pc % t.fetch_burst == 0:
-            # A burst is requested once the buffer has room; its beats queue on the read channel.
-            count = min(t.fetch_burst, len(self.decoded) - self.pc)
-            first = request + t.fetch_burst_overhead
+        if kind == 1:
+            # Its beats queue on the read channel behind the bursts granted before it.
+            count = min(t.fetch_burst, len(self.decoded) - self.req_pc)
             beats = count * model.insn_beats
-            ends = self.channel.arrive("fetch", first, beats, beats)
+            reader = _Reader([(beats, beats, 0)], 0, when, 0, 0, t.fetch_burst_overhead)
+            ends = self.channel.arrive("fetch", when, reader)
             self._reproject(ends)
-            self.burst_first = ends["fetch"] - beats  # a shared channel spreads the burst: later words
-            self.busy["fetch"] += t.fetch_burst_overhead
-        words = self.burst_first + (self.pc % t.fetch_burst + 1) * model.insn_beats
-        self.busy["fetch"] += model.insn_beats
-        earliest = max(words, self.last_dispatch + t.dispatch_cycles)
-        when = max(earliest, slot)
-        self.stall["fetch"] += when - earliest
-        self.words = words
+            self.burst_first.append(ends["fetch"][1])
+            self.words = ends["fetch"][1] + beats
+            self.req_pc += count
+            self.busy["fetch"] += t.fetch_burst_overhead + beats
+            return
+        self.stall["fetch"] += self.stall_slot
         self.dispatch_times.append(when)
         self.last_dispatch = when
         unit = self.decoded[self.pc][0]
@@ -360,13 +478,13 @@ class _Walk:
         self.dispatched[unit] += 1
         self.pc += 1
 
-    def _reproject(self, ends: dict[str, int]) -> None:
+    def _reproject(self, ends: dict[str, tuple[int, int]]) -> None:
         """Move the end of every unit's pending LOAD to its transfer's projected end."""
-        for unit, data_end in ends.items():
-            pending = self.pending.get(unit)
-            if pending is not None:
-                index, start, _ = pending
-                self.pending[unit] = (index, start, data_end + self.tails[unit])
+        for key, (owner, done) in ends.items():
+            unit = _READER_UNIT.get(key)
+            pending = self.pending[unit] if unit is not None else None
+            if pending is not None and pending[0] == owner:
+                self.pending[unit] = (owner, pending[1], done + 1)
 
     # --- units ---------------------------------------------------------------------------------
     def unit_event(self, unit: str) -> int | None:
@@ -375,7 +493,7 @@ class _Walk:
         if pending is not None:
             index, _, end = pending
             room = end
-            for q in _token_queues(unit, index, self.decoded[index][1], "push"):
+            for q in self.model.token_queues(unit, index, self.decoded[index][1], "push"):
                 k = len(self.pushes[q])
                 if k >= self.depth_dep:
                     if k - self.depth_dep >= len(self.pops[q]):
@@ -385,9 +503,12 @@ class _Walk:
         if not self.queue[unit]:
             return None
         index, arrival = self.queue[unit][0]
-        # A command already waiting is taken while the previous instruction pushes its tokens.
-        pop = max(self.free[unit], arrival + self.t.command_cycles)
-        for q in _token_queues(unit, index, self.decoded[index][1], "pop"):
+        # A command already waiting is taken while the previous instruction pushes its tokens; taking
+        # it frees its command-queue slot before its tokens are there.
+        pop = max(self.free[unit], arrival + self.t.queue_cycles + self.t.command_cycles)
+        if self.head_taken[unit] is None:
+            return pop - self.t.command_cycles
+        for q in self.model.token_queues(unit, index, self.decoded[index][1], "pop"):
             k = len(self.pops[q])
             if k >= len(self.pushes[q]):
                 return None
@@ -401,21 +522,25 @@ class _Walk:
             index, start, end = pending
             insn = self.decoded[index][1]
             done = when + t.push_cycles
-            for q in _token_queues(unit, index, insn, "push"):
+            for q in self.model.token_queues(unit, index, insn, "push"):
                 self.pushes[q].append(done + t.token_latency)
-            shared = (end - start - t.issue_cycles) - self.alone[unit]  # waiting for the read channel
+            shared = max(0, (end - start - t.issue_cycles) - self.alone[unit])  # waiting for the read channel
             self.stall[unit] += when - end + shared
             self.free[unit] = done
             self.pending[unit] = None
             if self.keep_timeline:
                 self.report.timeline.append((index, unit, model.mnemonic(index, insn), start, end))
             return
+        if self.head_taken[unit] is None:  # take the command
+            self.head_taken[unit] = when
+            self.taken[unit].append(when)
+            return
+        self.head_taken[unit] = None
         index, arrival = self.queue[unit].popleft()
         insn = self.decoded[index][1]
-        ready = max(self.free[unit], arrival + t.command_cycles)
-        for q in _token_queues(unit, index, insn, "pop"):
+        ready = max(self.free[unit], arrival + t.queue_cycles + t.command_cycles)
+        for q in self.model.token_queues(unit, index, insn, "pop"):
             self.pops[q].append(when)
-        self.taken[unit].append(ready - t.command_cycles)
         self.stall[unit] += when - ready
         body = model.body(index, insn)
         begin = when + t.issue_cycles
@@ -425,11 +550,7 @@ class _Walk:
         _account(self.report, model, index, insn)
         self.pending[unit] = (index, when, begin + body)
         if insn.op == "LOAD":
-            # Its beats share the read channel from the first one on; padding is written after.
-            padding = body - model.body(index, _unpadded(insn))
-            ends = self.channel.arrive(unit, begin + t.dma_latency, model.read_cycles(index, insn),
-                                       body - t.dma_latency - padding)
-            self.tails[unit] = padding
+            ends = self.channel.arrive(model.memory(index, insn), when, model.load_reader(index, insn, begin))
             self._reproject(ends)
 
     def run(self) -> CycleReport:
@@ -456,8 +577,10 @@ class _Walk:
         return self.report
 
 
-def _unpadded(insn: Insn) -> Insn:
-    return Insn(insn.op, {**insn.fields, "y_pad_0": 0, "y_pad_1": 0, "x_pad_0": 0, "x_pad_1": 0})
+def _first_element(word: int, first: int, slots: int, offset: int, count: int) -> int:
+    """Index in its row of the first of `count` elements that lies in bus word `word` (the row starts at
+    slot `offset` of word `first`); `count` past the row's last word."""
+    return min(count, max(0, (word - first) * slots - offset))
 
 
 def _account(report: CycleReport, model: _Model, index: int, insn: Insn) -> None:
