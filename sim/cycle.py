@@ -482,7 +482,9 @@ class _Walk:
         """Move the end of every unit's pending LOAD to its transfer's projected end."""
         for key, (owner, done) in ends.items():
             unit = _READER_UNIT.get(key)
-            pending = self.pending[unit] if unit is not None else None
+            if unit is None:
+                continue
+            pending = self.pending[unit]
             if pending is not None and pending[0] == owner:
                 self.pending[unit] = (owner, pending[1], done + 1)
 
