@@ -182,7 +182,7 @@ class SimulatedBus:
                  max_cycles_per_access: int = 10_000):
         from amaranth.sim import Simulator
 
-        from ..hw.simulate import AxiDram, serve_dram
+        from ..hw.simulate import AxiDram, axil_read, axil_write, serve_dram
         from ..hw.top import Accelerator
 
         self.bus_bytes = config.bus_bytes
@@ -207,10 +207,10 @@ class SimulatedBus:
                     continue
                 kind, offset, value = self._requests.popleft()
                 if kind == "w":
-                    await _axil_write(ctx, dut.ctrl, offset, value)
+                    await axil_write(ctx, dut.ctrl, offset, value)
                     self._responses.append(0)
                 else:
-                    self._responses.append(await _axil_read(ctx, dut.ctrl, offset))
+                    self._responses.append(await axil_read(ctx, dut.ctrl, offset))
 
         self.sim = Simulator(dut)
         self.sim.add_clock(1e-8)
@@ -242,46 +242,6 @@ class SimulatedBus:
 
     def dram_read(self, address: int, size: int) -> bytes:
         return bytes(self.model.mem[address:address + size])
-
-
-async def _axil_write(ctx, ctrl, offset: int, value: int) -> None:
-    """One AXI4-Lite write (address and data offered together; either may be taken first)."""
-    ctx.set(ctrl.awaddr, offset)
-    ctx.set(ctrl.wdata, value)
-    ctx.set(ctrl.wstrb, 0xF)
-    ctx.set(ctrl.awvalid, 1)
-    ctx.set(ctrl.wvalid, 1)
-    address_taken = data_taken = False
-    while not (address_taken and data_taken):
-        address_now, data_now = ctx.get(ctrl.awready), ctx.get(ctrl.wready)
-        await ctx.tick()
-        if address_now and not address_taken:
-            address_taken = True
-            ctx.set(ctrl.awvalid, 0)
-        if data_now and not data_taken:
-            data_taken = True
-            ctx.set(ctrl.wvalid, 0)
-    ctx.set(ctrl.bready, 1)
-    while not ctx.get(ctrl.bvalid):
-        await ctx.tick()
-    await ctx.tick()
-    ctx.set(ctrl.bready, 0)
-
-
-async def _axil_read(ctx, ctrl, offset: int) -> int:
-    ctx.set(ctrl.araddr, offset)
-    ctx.set(ctrl.arvalid, 1)
-    while not ctx.get(ctrl.arready):
-        await ctx.tick()
-    await ctx.tick()
-    ctx.set(ctrl.arvalid, 0)
-    ctx.set(ctrl.rready, 1)
-    while not ctx.get(ctrl.rvalid):
-        await ctx.tick()
-    value = ctx.get(ctrl.rdata)
-    await ctx.tick()
-    ctx.set(ctrl.rready, 0)
-    return value
 
 
 class PynqBus:

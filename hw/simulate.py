@@ -82,25 +82,32 @@ class AxiDram:
                 self.mem[addr + k] = raw[k]
 
 
-async def _axil_write(ctx, ctrl, addr: int, value: int) -> None:
-    ctx.set(ctrl.awaddr, addr)
+async def axil_write(ctx, ctrl, offset: int, value: int) -> None:
+    """One AXI4-Lite write (address and data offered together; either may be taken first)."""
+    ctx.set(ctrl.awaddr, offset)
     ctx.set(ctrl.wdata, value)
     ctx.set(ctrl.wstrb, 0xF)
     ctx.set(ctrl.awvalid, 1)
     ctx.set(ctrl.wvalid, 1)
-    ctx.set(ctrl.bready, 1)
-    while not ctx.get(ctrl.awready):
+    address_taken = data_taken = False
+    while not (address_taken and data_taken):
+        address_now, data_now = ctx.get(ctrl.awready), ctx.get(ctrl.wready)
         await ctx.tick()
-    await ctx.tick()
-    ctx.set(ctrl.awvalid, 0)
-    ctx.set(ctrl.wvalid, 0)
+        if address_now and not address_taken:
+            address_taken = True
+            ctx.set(ctrl.awvalid, 0)
+        if data_now and not data_taken:
+            data_taken = True
+            ctx.set(ctrl.wvalid, 0)
+    ctx.set(ctrl.bready, 1)
     while not ctx.get(ctrl.bvalid):
         await ctx.tick()
     await ctx.tick()
     ctx.set(ctrl.bready, 0)
 
 
-async def _axil_read(ctx, ctrl, addr: int) -> int:
+async def axil_read(ctx, ctrl, addr: int) -> int:
+    """One AXI4-Lite read of the register at byte offset `addr`."""
     ctx.set(ctrl.araddr, addr)
     ctx.set(ctrl.arvalid, 1)
     ctx.set(ctrl.rready, 1)
@@ -115,10 +122,6 @@ async def _axil_read(ctx, ctrl, addr: int) -> int:
     ctx.set(ctrl.rready, 0)
     return value
 
-
-# Public names for other testbenches (e.g. fpga/runtime.py's simulated bus).
-axil_write = _axil_write
-axil_read = _axil_read
 
 
 async def serve_dram(ctx, dram, model: AxiDram, observe=None) -> None:
@@ -196,15 +199,15 @@ def simulate(program: Program, inputs: Mapping[str, np.ndarray] | None = None, *
     result: dict[str, int] = {}
 
     async def bench(ctx) -> None:
-        await _axil_write(ctx, dut.ctrl, REGISTERS["INSN_COUNT"], len(program.insns))
-        await _axil_write(ctx, dut.ctrl, REGISTERS["DRAM_BASE_LO"], dram_base)
-        await _axil_write(ctx, dut.ctrl, REGISTERS["CTRL"], 1)
+        await axil_write(ctx, dut.ctrl, REGISTERS["INSN_COUNT"], len(program.insns))
+        await axil_write(ctx, dut.ctrl, REGISTERS["DRAM_BASE_LO"], dram_base)
+        await axil_write(ctx, dut.ctrl, REGISTERS["CTRL"], 1)
         for _ in range(max_cycles):
             if ctx.get(dut.irq):
                 break
             await serve_dram(ctx, dut.dram, model)
         for name, offset in REGISTERS.items():
-            result[name] = await _axil_read(ctx, dut.ctrl, offset)
+            result[name] = await axil_read(ctx, dut.ctrl, offset)
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)

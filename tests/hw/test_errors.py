@@ -92,7 +92,7 @@ finish
 def test_good_program_runs_after_a_failed_one(tiny):
     """The error state clears on the next start: run a faulting program, then a good one, on one model."""
     from amaranth.sim import Simulator
-    from tensorweave.hw.simulate import AxiDram, _axil_read, _axil_write, serve_dram
+    from tensorweave.hw.simulate import AxiDram, axil_read, axil_write, serve_dram
     from tensorweave.hw.top import REGISTERS, Accelerator
 
     bad, code, index = TINY_CASES["STORE past the accumulators"]
@@ -105,15 +105,15 @@ def test_good_program_runs_after_a_failed_one(tiny):
         for program, base in ((bad, 0x1000), (good, 0x2000)):
             image = program.dram_image()
             model.mem[base:base + len(image)] = image
-            await _axil_write(ctx, dut.ctrl, REGISTERS["INSN_COUNT"], len(program.insns))
-            await _axil_write(ctx, dut.ctrl, REGISTERS["DRAM_BASE_LO"], base)
-            await _axil_write(ctx, dut.ctrl, REGISTERS["CTRL"], 1)
+            await axil_write(ctx, dut.ctrl, REGISTERS["INSN_COUNT"], len(program.insns))
+            await axil_write(ctx, dut.ctrl, REGISTERS["DRAM_BASE_LO"], base)
+            await axil_write(ctx, dut.ctrl, REGISTERS["CTRL"], 1)
             for _ in range(3000):
                 if ctx.get(dut.irq):
                     break
                 await serve_dram(ctx, dut.dram, model)
-            seen.append((await _axil_read(ctx, dut.ctrl, REGISTERS["STATUS"]),
-                         await _axil_read(ctx, dut.ctrl, REGISTERS["ERROR_CODE"])))
+            seen.append((await axil_read(ctx, dut.ctrl, REGISTERS["STATUS"]),
+                         await axil_read(ctx, dut.ctrl, REGISTERS["ERROR_CODE"])))
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)
