@@ -56,7 +56,7 @@ from dataclasses import dataclass, field
 
 from ..configs import AccelConfig
 from ..errors import TensorweaveError
-from ..isa import Insn, Program, build_isa, element_bytes
+from ..isa import Insn, ISAError, Program, build_isa, element_bytes
 
 UNITS = ("load", "compute", "store")
 QUEUES = {("load", "compute"): "load->compute", ("compute", "load"): "compute->load",
@@ -188,16 +188,10 @@ class _Model:
         return name
 
     def route(self, index: int, insn: Insn) -> str:
-        if insn.op == "STORE":
-            return "store"
-        if insn.op == "LOAD":
-            memory = self.memory(index, insn)
-            if memory in ("INP", "WGT"):
-                return "load"
-            if memory in ("UOP", "ACC"):
-                return "compute"
-            raise CycleModelError(f"instruction {index}: LOAD cannot target memory {memory}")
-        return "compute"
+        try:
+            return self.isa.unit_of(insn)
+        except ISAError as exc:
+            raise CycleModelError(f"instruction {index}: {exc}") from None
 
     def mnemonic(self, index: int, insn: Insn) -> str:
         if insn.op in ("LOAD", "STORE"):

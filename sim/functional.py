@@ -22,7 +22,7 @@ import numpy as np
 
 from ..configs import AccelConfig
 from ..errors import TensorweaveError
-from ..isa import Insn, Program, build_isa, element_bytes
+from ..isa import Insn, ISAError, Program, build_isa, element_bytes
 from ..isa.program import pack, unpack
 
 UNITS = ("load", "compute", "store")
@@ -176,19 +176,10 @@ class FunctionalSim:
             raise SimError(f"instruction {index}: illegal instruction word {word:#x} ({exc})") from None
 
     def _route(self, insn: Insn, index: int) -> str:
-        if insn.op == "STORE":
-            if self.isa.enum_name("memory_id", insn.memory_id) != "OUT":
-                raise SimError(f"instruction {index}: STORE must use memory_id OUT, not "
-                               f"{self._memory(insn, index)}")
-            return "store"
-        if insn.op == "LOAD":
-            memory = self._memory(insn, index)
-            if memory in ("INP", "WGT"):
-                return "load"
-            if memory in ("UOP", "ACC"):
-                return "compute"
-            raise SimError(f"instruction {index}: LOAD cannot target memory {memory}")
-        return "compute"
+        try:
+            return self.isa.unit_of(insn)
+        except ISAError as exc:
+            raise SimError(f"instruction {index}: {exc}") from None
 
     def _memory(self, insn: Insn, index: int) -> str:
         try:
