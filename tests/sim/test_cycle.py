@@ -4,6 +4,7 @@ import importlib.util
 
 import pytest
 from tensorweave.configs import AccelConfig, load_config
+from tensorweave.dse.validation import RANDOM_PROGRAMS, VALIDATION_CONFIGS, validation_programs
 from tensorweave.isa import assemble
 from tensorweave.sim import run_functional
 from tensorweave.sim.cycle import CycleModelError, Timing, calibrate, estimate_cycles
@@ -234,42 +235,6 @@ def test_random_programs_agree_with_the_functional_simulator():
 
 
 # --- validation against the RTL ----------------------------------------------------------------
-VALIDATION_CONFIGS = ("tiny", "vta-default", "w4a8")
-RANDOM_PROGRAMS = 40
-CONVS = ((1, 12, 4, 6, 20, (1, 1)), (1, 8, 11, 10, 8, (3, 3), (3, 2), (2, 2, 2, 1), (1, 1)),
-         (1, 16, 8, 8, 16, (3, 3), (1, 1), (1, 1, 1, 1)))
-
-
-def _validation_programs(config) -> list[tuple[str, object]]:
-    """Blocked GEMMs (sim/programs.py), tiled double-buffered GEMMs (the sweep's workload programs,
-    dse/workloads.py, and the RTL's utilization workload, sim/rtl/gemm_workload.py), compiled conv
-    layers (compiler/accel, where the config can hold them) and random programs (sim/random_programs.py)."""
-    import numpy as np
-    from tensorweave.compiler.accel import AccelError, ConvSpec, Requant, compile_conv
-    from tensorweave.dse.workloads import Tiles, tiled_gemm
-    from tensorweave.sim.random_programs import random_program
-    from tensorweave.sim.rtl.gemm_workload import GemmShape, double_buffered_gemm
-    c = config
-    programs = [(f"blocked_gemm {m}x{k}x{n}", assemble(blocked_gemm(c, c.batch * m, c.block_in * k, c.block_out * n), c))
-                for m, k, n in ((1, 1, 1), (4, 2, 3), (8, 4, 2), (2, 8, 2), (16, 1, 4))]
-    for m, k, n, tiles in ((8, 4, 4, None), (16, 8, 4, Tiles(4, 2, 1)), (12, 6, 6, Tiles(3, 2, 2)), (32, 4, 2, None)):
-        programs.append((f"tiled_gemm {m}x{k}x{n}",
-                         assemble(tiled_gemm(c, c.batch * m, c.block_in * k, c.block_out * n, tiles=tiles), c)))
-    for tm, tk, tn, f in ((2, 2, 1, 2), (4, 2, 2, 2), (1, 4, 1, 3)):
-        shape = GemmShape(m=tm * c.batch * f, k=tk * c.block_in * f, n=tn * c.block_out * f,
-                          tile_m=tm, tile_k=tk, tile_n=tn)
-        programs.append((f"double_buffered {shape.m}x{shape.k}x{shape.n}", assemble(double_buffered_gemm(c, shape), c)))
-    for args in CONVS:
-        spec = ConvSpec(*args)
-        weight = np.random.default_rng(0).integers(-8, 8, spec.weight_shape)
-        try:
-            kernel = compile_conv(c, spec, weight, None, Requant(0.25, (0.125,), 1.0))  # scale 2**-5
-        except AccelError:     # w4a8: its 16-bit accumulators cannot hold this layer
-            continue
-        programs.append((f"conv {spec.kernel[0]}x{spec.kernel[1]} {spec.in_channels}->{spec.out_channels}",
-                         kernel.program))
-    programs += [(f"random seed {seed}", random_program(c, seed=seed)) for seed in range(RANDOM_PROGRAMS)]
-    return programs
 
 
 @pytest.fixture(scope="module")
@@ -281,7 +246,7 @@ def rtl_errors():
     rows = []
     for preset in VALIDATION_CONFIGS:
         config = load_config(preset)
-        programs = _validation_programs(config)
+        programs = validation_programs(config)
         for (name, program), result in zip(programs, rtl.run_rtl_many([p for _, p in programs], config)):
             estimate = estimate_cycles(program).cycles
             rows.append((preset, name, result.cycles, estimate, (estimate - result.cycles) / result.cycles))
