@@ -22,7 +22,7 @@ from ..errors import TensorweaveError
 
 PRESET_DIR = Path(__file__).resolve().parent
 
-ALU_OPS = ("MIN", "MAX", "ADD", "SHR", "MUL")
+ALU_OPS = ("MIN", "MAX", "ADD", "SHR", "MUL", "RSHR")
 
 
 class ConfigError(TensorweaveError, ValueError):

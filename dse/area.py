@@ -76,7 +76,8 @@ def features(config: AccelConfig) -> dict[str, float]:
     tree_bits = lanes * (c.block_in - 1) * (product_bits + math.log2(c.block_in) / 2)
     lut_multiplier_bits = 0 if _dsp_multiplier(c) else macs * c.inp_width * c.wgt_width
     alu_bits = lanes * c.acc_width
-    alu_ops = sum({"MIN": 2, "MAX": 2, "ADD": 1, "SHR": math.log2(c.acc_width), "MUL": 1}[op] for op in c.alu_ops)
+    alu_ops = sum({"MIN": 2, "MAX": 2, "ADD": 1, "SHR": math.log2(c.acc_width), "MUL": 1,
+                   "RSHR": math.log2(c.acc_width) + 2}[op] for op in c.alu_ops)
     return {
         "const": 1.0,
         "tree_bits": tree_bits,                      # adder tree, one LUT (and FF) per bit

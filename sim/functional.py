@@ -349,7 +349,17 @@ def alu_apply(op: str, a: np.ndarray, b: np.ndarray | int, width: int) -> np.nda
         shifted = ((a & mask).astype(np.uint64) << amount) & np.uint64(mask)
         left = _wrap(shifted.astype(np.int64), width)
         return np.where(b >= 0, right, left)
+    if op == "RSHR":
+        return np.where(b > 0, _round_shift(a, np.clip(b, 1, width)), alu_apply("SHR", a, b, width))
     raise SimError(f"unknown ALU operation {op}")
+
+
+def _round_shift(a: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """a / 2^n rounded to nearest, ties to even, for 1 <= n (exact: floor, remainder, compare)."""
+    q = a >> n
+    r = a - (q << n)
+    half = np.int64(1) << (n - 1)
+    return q + ((r > half) | ((r == half) & (q & 1 == 1)))
 
 
 def run_functional(program: Program, inputs: Mapping[str, np.ndarray] | None = None) -> RunResult:

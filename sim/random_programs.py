@@ -223,7 +223,7 @@ class _Gen:
 
     def immediate(self, op: str) -> int:
         r, width = self.rng, self.c.acc_width
-        if op == "SHR":
+        if op in ("SHR", "RSHR"):
             return r.randint(-width - 2, width + 2)
         if op == "MUL":
             return r.randint(-8, 8)

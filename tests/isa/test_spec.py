@@ -35,7 +35,7 @@ def test_vta_default_reproduces_vta_layout():
     assert [(f.name, f.msb, f.offset) for f in isa.uop.fields] == [("dst", 10, 0), ("src", 21, 11), ("wgt", 31, 22)]
     assert isa.enums["opcode"] == {"LOAD": 0, "STORE": 1, "GEMM": 2, "FINISH": 3, "ALU": 4}
     assert isa.enums["memory_id"] == {"UOP": 0, "WGT": 1, "INP": 2, "ACC": 3, "OUT": 4}
-    assert isa.enums["alu_opcode"] == {"MIN": 0, "MAX": 1, "ADD": 2, "SHR": 3, "MUL": 4}
+    assert isa.enums["alu_opcode"] == {"MIN": 0, "MAX": 1, "ADD": 2, "SHR": 3, "MUL": 4, "RSHR": 5}
     assert isa.formats["ALU"].field("imm").signed
 
 

@@ -1,5 +1,6 @@
 """The functional simulator, each instruction against an independent NumPy computation."""
 
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -142,9 +143,17 @@ def _shift(a: int, s: int) -> int:
     return int(_wrap32((a << min(-s, 32)) & 0xFFFFFFFF))
 
 
+def _round_shift(a: int, s: int) -> int:
+    """RSHR by its definition: a / 2^s to nearest, ties to even (Fraction rounds so), for s > 0."""
+    if s <= 0:
+        return _shift(a, s)
+    return round(Fraction(a, 2 ** min(s, 32)))
+
+
 REFS = {
     "min": lambda a, b: min(a, b), "max": lambda a, b: max(a, b),
     "add": lambda a, b: int(_wrap32(a + b)), "mul": lambda a, b: int(_wrap32(a * b)), "shr": _shift,
+    "rshr": _round_shift,
 }
 
 
@@ -158,7 +167,9 @@ def test_alu_with_accumulator_operand(tiny, op):
 
 
 @pytest.mark.parametrize("op, imm", [("min", -3), ("max", 0), ("add", -32768), ("mul", 32767),
-                                     ("shr", 3), ("shr", -4), ("shr", 40), ("shr", -40)])
+                                     ("shr", 3), ("shr", -4), ("shr", 40), ("shr", -40),
+                                     ("rshr", 1), ("rshr", 2), ("rshr", 3), ("rshr", 6), ("rshr", 31),
+                                     ("rshr", 32), ("rshr", 40), ("rshr", 0), ("rshr", -4)])
 def test_alu_with_immediate(tiny, op, imm):
     sim, _ = run(tiny, _alu_program(op, f"use_imm imm={imm}", ACC))
     expected = ACC.copy()
@@ -246,7 +257,7 @@ def test_dram_out_of_range_named(tiny):
 
 def test_alu_op_missing_from_config():
     config = load_config("w4a8")
-    with pytest.raises(SimError, match=r"ALU operation MUL is not in config 'w4a8' \(alu_ops: MIN, MAX, ADD, SHR\)"):
+    with pytest.raises(SimError, match=r"ALU operation MUL is not in config 'w4a8' \(alu_ops: MIN, MAX, ADD, SHR, RSHR\)"):
         run(config, "alu.mul uop_end=0\nfinish\n")
 
 

@@ -4,7 +4,7 @@
 
 #include <stdint.h>
 
-/* config 'batch2-32x32' (da67ba1646c24ebb) */
+/* config 'batch2-32x32' (de98cc1cc5bdbf60) */
 #define TW_BATCH 2
 #define TW_BLOCK_IN 32
 #define TW_BLOCK_OUT 32
@@ -53,6 +53,7 @@
 #define TW_ALU_OPCODE_ADD 2
 #define TW_ALU_OPCODE_SHR 3
 #define TW_ALU_OPCODE_MUL 4
+#define TW_ALU_OPCODE_RSHR 5
 
 /* LOAD */
 #define TW_LOAD_OPCODE_SHIFT 0

@@ -4,7 +4,7 @@
 
 #include <stdint.h>
 
-/* config 'tiny' (ae5ae11633ab577e) */
+/* config 'tiny' (213b4ebce81e8b4c) */
 #define TW_BATCH 1
 #define TW_BLOCK_IN 4
 #define TW_BLOCK_OUT 4
@@ -53,6 +53,7 @@
 #define TW_ALU_OPCODE_ADD 2
 #define TW_ALU_OPCODE_SHR 3
 #define TW_ALU_OPCODE_MUL 4
+#define TW_ALU_OPCODE_RSHR 5
 
 /* LOAD */
 #define TW_LOAD_OPCODE_SHIFT 0

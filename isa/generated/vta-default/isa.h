@@ -4,7 +4,7 @@
 
 #include <stdint.h>
 
-/* config 'vta-default' (41289dea70eb10f4) */
+/* config 'vta-default' (7f4f7ad8a44726f1) */
 #define TW_BATCH 1
 #define TW_BLOCK_IN 16
 #define TW_BLOCK_OUT 16
@@ -53,6 +53,7 @@
 #define TW_ALU_OPCODE_ADD 2
 #define TW_ALU_OPCODE_SHR 3
 #define TW_ALU_OPCODE_MUL 4
+#define TW_ALU_OPCODE_RSHR 5
 
 /* LOAD */
 #define TW_LOAD_OPCODE_SHIFT 0
