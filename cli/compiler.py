@@ -16,7 +16,8 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     model = load_model(args.model)
     shapes = parse_input_shapes(args.input_shape)
     data = load_samples(args.data, model) if args.data else None
-    quantized = quantize_model(model, samples=args.samples, data=data, seed=args.seed, input_shapes=shapes)
+    quantized = quantize_model(model, samples=args.samples, data=data, seed=args.seed, input_shapes=shapes,
+                               scales=args.scales)
     onnx.save(quantized, args.output)
     counts: dict[str, int] = {}
     for node in quantized.graph.node:
@@ -101,6 +102,9 @@ def register(subparsers) -> None:
     group.add_argument("--samples", type=int, default=8, help="random calibration inputs (default 8)")
     group.add_argument("--data", help=".npz with one array per input, first axis = samples")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--scales", choices=("pow2", "onnxruntime"), default="pow2",
+                   help="pow2 (default): round every scale up to a power of two, so the accelerator requantizes "
+                        "with one rounding shift and matches onnxruntime bit for bit; onnxruntime: keep its scales")
     p.add_argument("--input-shape", action="append", metavar="NAME=D0,D1,...", help="fix a dynamic input shape")
     p.set_defaults(func=cmd_quantize)
 

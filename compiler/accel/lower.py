@@ -236,8 +236,10 @@ def _requant_ops(e: _Emitter, plan: RequantPlan, has_bias: bool, a: int, tmp: in
         const("ADD", a, "rnd")
         const("SHR", a, "sh")
     else:
-        const("ADD", a, "rnd")                            # bias + 2^(n-1) + zp * 2^n
-        const("SHR", a, "sh")
+        const("ADD", a, "rnd")                            # bias (+ 2^(n-1) + zp * 2^n without RSHR)
+        const("RSHR" if plan.ties_even else "SHR", a, "sh")
+        if plan.ties_even and plan.zero_point:
+            tile("ADD", a, imm=plan.zero_point)
     tile("MAX", a, imm=plan.low)
     tile("MIN", a, imm=plan.high)
     e.flag(len(e.insns) - 1, "push_next")

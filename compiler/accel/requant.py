@@ -18,8 +18,12 @@ T = 0; T += A; A >>= h; A *= -2^h; T += A (T = lo); A >>= h (A = -hi); A *= -M0;
 A += T; A += RND; A >>= (n - h); A = max(A, low); A = min(A, 127). low is -128, or the zero point
 with ReLU. Bias is added first (A += bias row).
 
-Mode "pow2" (every M_k an exact power of two 2^-n_k, and configs without MUL): one ADD of the row
-bias + 2^(n-1) + zp * 2^n, then A >>= n, then the clamp; the same rounding.
+Mode "pow2" (every M_k an exact power of two 2^-n_k, as `tensorweave quantize --scales pow2` makes
+them): with the ALU's RSHR (round to nearest, ties to even, as QuantizeLinear rounds) one ADD of the
+row bias, A = RSHR(A, n), A += zp (after the rounding: an odd zp would flip the parity of ties), then
+the clamp: exactly onnxruntime's result, ties included (v * 2^-n is exact in float32 too).
+Configs without RSHR: ADD bias + 2^(n-1) + zp * 2^n, then A >>= n (round half up; ties differ by
+1 LSB as in (1) below).
 
 How it can differ from onnxruntime (float32: round(v * M_k) half to even, + zp, clamp), by at most
 1 LSB and only on these elements: (1) exact ties v * M = j + 1/2 with j even: we give j + 1,
@@ -53,16 +57,22 @@ class RequantPlan:
     low: int
     high: int
     acc_bound: int            # |acc + bias| < acc_bound (a strict bound, not rounded)
+    ties_even: bool = False   # pow2 with RSHR: round half to even; otherwise half up
 
     def rounding_row(self, bias: np.ndarray) -> np.ndarray:
         """The per-channel constant added before the final shift (pow2: bias folded in)."""
         if self.mode == "pow2":
+            if self.ties_even:
+                return bias + np.zeros_like(self.shift)
             return bias + _half(self.shift) + self.zero_point * (1 << self.shift)
         return (1 << (self.shift - 1 - self.split)) + self.zero_point * (1 << (self.shift - self.split))
 
     def describe(self) -> str:
         if self.mode == "pow2":
             shifts = sorted(set(self.shift.tolist()))
+            if self.ties_even:
+                return (f"power-of-two requantization: RSHR(acc + bias, n) + zp (to nearest, ties to even) "
+                        f"with n in {shifts}, clamp to [{self.low}, {self.high}]")
             return (f"power-of-two requantization: (acc + bias + 2^(n-1) + zp*2^n) >> n with n in {shifts}, "
                     f"clamp to [{self.low}, {self.high}]")
         return (f"fixed-point requantization: M0 with {self.bits} bits, acc split at h = {self.split} "
@@ -102,7 +112,8 @@ def plan_requant(config: AccelConfig, requant: Requant, channels: int, bound: in
     a = (int(bound) - 1).bit_length()  # |acc + bias| < 2^a
     if pow2:
         shift = (1 - exponent).astype(np.int64)
-        plan = RequantPlan("pow2", np.ones(channels, dtype=np.int64), shift, 0, 1, zp, low, hi_out, bound)
+        plan = RequantPlan("pow2", np.ones(channels, dtype=np.int64), shift, 0, 1, zp, low, hi_out, bound,
+                           ties_even=config.alu_has("RSHR"))
         _check_pow2(plan, limit, config)
         return plan
     if not config.alu_has("MUL"):
@@ -154,13 +165,23 @@ def requantize(acc: np.ndarray, plan: RequantPlan, channel_axis: int = 1) -> np.
     shape = [1] * v.ndim
     shape[channel_axis] = -1
     m0, n = plan.multiplier.reshape(shape), plan.shift.reshape(shape)
-    if plan.mode == "pow2":
+    if plan.mode == "pow2" and plan.ties_even:
+        y = _round_half_even(v, n) + plan.zero_point
+    elif plan.mode == "pow2":
         y = (v + _half(n) + plan.zero_point * (1 << n)) >> n
     else:
         h = plan.split
         hi, lo = v >> h, v & ((1 << h) - 1)
         y = (hi * m0 + ((lo * m0) >> h) + plan.rounding_row(np.zeros(0)).reshape(shape)) >> (n - h)
     return np.clip(y, plan.low, plan.high)
+
+
+def _round_half_even(v: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """v / 2^n to nearest, ties to even (n >= 0; n = 0 is v)."""
+    q = v >> n
+    r = v - (q << n)
+    half = np.where(n > 0, np.left_shift(1, np.maximum(n - 1, 0)), 1)
+    return q + ((n > 0) & ((r > half) | ((r == half) & (q % 2 == 1))))
 
 
 def requantize_float(acc: np.ndarray, requant: Requant, out_width: int = 8, channel_axis: int = 1) -> np.ndarray:

@@ -73,13 +73,44 @@ def test_calibration_data_from_npz(tmp_path):
     np.savez(tmp_path / "calib.npz", input=data)
     samples = load_samples(tmp_path / "calib.npz", model)
     assert len(samples) == 3 and samples[0]["input"].shape == (1, 3, 16, 16)
-    from_file = quantize_model(model, data=samples)
-    scaled = quantize_model(model, data=[{"input": s["input"] * 4} for s in samples])
+    from_file = quantize_model(model, data=samples, scales="onnxruntime")
+    scaled = quantize_model(model, data=[{"input": s["input"] * 4} for s in samples], scales="onnxruntime")
     scale = from_onnx(from_file).constants["input_scale"]
     assert float(scale) == pytest.approx(np.abs(data).max() / 127, rel=1e-6)  # MinMax, symmetric
     assert float(from_onnx(scaled).constants["input_scale"]) == pytest.approx(4 * float(scale), rel=1e-6)
+    pow2 = from_onnx(quantize_model(model, data=samples)).constants["input_scale"]   # the default
+    assert float(pow2) == 2.0 ** np.ceil(np.log2(float(scale)))
     np.savez(tmp_path / "wrong.npz", image=data)
     with pytest.raises(QuantizeError, match="the model needs input"):
         load_samples(tmp_path / "wrong.npz", model)
     with pytest.raises(QuantizeError, match="already quantized"):
         quantize_model(from_file)
+
+
+def _is_pow2(values: np.ndarray) -> bool:
+    mantissa, _ = np.frexp(np.asarray(values, dtype=np.float64))
+    return bool(np.all(mantissa == 0.5))
+
+
+def test_pow2_scales_rescale_weights_and_biases_from_the_float_model():
+    model = small_cnn()
+    exact = quantize_model(model, samples=4, scales="onnxruntime")
+    g, ge = from_onnx(quantize_model(model, samples=4)), from_onnx(exact)
+    scales = {n.inputs[1] for n in g.nodes if n.op in ("QuantizeLinear", "DequantizeLinear")}
+    assert len(scales) > 10 and all(_is_pow2(g.constants[s]) for s in scales)
+    for name in (s for s in scales if "bias" not in s):     # rounded up, by less than a factor of two
+        ratio = g.constants[name].astype(np.float64) / ge.constants[name]
+        assert np.all((ratio >= 1) & (ratio < 2)), name
+    w = g.node("conv3.weight_DequantizeLinear")
+    floats = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
+    w_scale = g.constants[w.inputs[1]].reshape(-1, 1, 1, 1)
+    np.testing.assert_array_equal(g.constants[w.inputs[0]], np.rint(floats["conv3.weight"] / w_scale))
+    b = g.node("conv3.bias_DequantizeLinear")
+    b_scale = g.constants["relu3_out_scale"] * g.constants[w.inputs[1]]
+    np.testing.assert_array_equal(g.constants[b.inputs[1]], b_scale)              # exactly, a product of powers of 2
+    np.testing.assert_array_equal(g.constants[b.inputs[0]], np.rint(floats["conv3.bias"] / b_scale))
+
+
+def test_unknown_scales_mode_is_refused():
+    with pytest.raises(QuantizeError, match="scales must be one of onnxruntime, pow2, not 'log'"):
+        quantize_model(small_cnn(), samples=1, scales="log")

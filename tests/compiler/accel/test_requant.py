@@ -3,6 +3,7 @@ and within 1 LSB of onnxruntime's float requantization."""
 
 from __future__ import annotations
 
+import dataclasses
 from fractions import Fraction
 
 import numpy as np
@@ -44,12 +45,24 @@ def test_relu_clamps_at_zero_point():
     assert requantize(np.array([[-500], [5000]]), plan).ravel().tolist() == [-5, 127]
 
 
-def test_power_of_two_plan_and_ties():
-    """Power-of-two multipliers shift with round half up: ties (fraction exactly .5) go up, where
+def test_power_of_two_plan_rounds_ties_to_even_like_onnxruntime():
+    """Power-of-two multipliers with the ALU's RSHR: round to nearest, ties to even, exactly onnxruntime's
+    float32 requantization on every value (v * 2^-n is exact in float32)."""
+    rq = Requant(0.5, (0.25, 0.5), 4.0, output_zero_point=3)  # M = 2^-5, 2^-4
+    plan = plan_requant(VTA, rq, 2, 1 << 12)
+    assert plan.mode == "pow2" and plan.ties_even and plan.shift.tolist() == [5, 4]
+    v = np.arange(-3000, 3000).reshape(-1, 2)
+    assert np.array_equal(requantize(v, plan), requantize_float(v, rq))
+    assert "ties to even" in plan.describe()
+
+
+def test_power_of_two_plan_without_rshr_rounds_half_up():
+    """Configs without RSHR shift with round half up: ties (fraction exactly .5) go up, where
     onnxruntime rounds to even; every other value agrees."""
+    config = dataclasses.replace(VTA, name="no-rshr", alu_ops=("MIN", "MAX", "ADD", "SHR", "MUL"))
     rq = Requant(0.5, (0.25,), 4.0)  # M = 2^-5
-    plan = plan_requant(VTA, rq, 1, 1 << 12)
-    assert plan.mode == "pow2" and plan.shift.tolist() == [5]
+    plan = plan_requant(config, rq, 1, 1 << 12)
+    assert plan.mode == "pow2" and not plan.ties_even and plan.shift.tolist() == [5]
     v = np.arange(-200, 200).reshape(-1, 1)
     ours, theirs = requantize(v, plan), requantize_float(v, rq)
     ties = (v % 32) == 16
