@@ -23,7 +23,8 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     for node in quantized.graph.node:
         counts[node.op_type] = counts.get(node.op_type, 0) + 1
     source = f"{len(data)} samples from {args.data}" if data else f"{args.samples} random samples (seed {args.seed})"
-    print(f"wrote {args.output}: int8 QDQ, calibrated on {source}; "
+    kind = "power-of-two scales" if args.scales == "pow2" else "onnxruntime's scales"
+    print(f"wrote {args.output}: int8 QDQ ({kind}), calibrated on {source}; "
           f"{counts.get('QuantizeLinear', 0)} QuantizeLinear, {counts.get('DequantizeLinear', 0)} DequantizeLinear")
     return 0
 

@@ -89,7 +89,7 @@ def test_cli_quantize_compile_run(tmp_path, capsys):
     model, qdq = tmp_path / "cnn.onnx", tmp_path / "cnn.int8.onnx"
     onnx.save(small_cnn(), str(model))
     assert main(["quantize", str(model), "-o", str(qdq), "--samples", "4"]) == 0
-    assert "int8 QDQ, calibrated on 4 random samples" in capsys.readouterr().out
+    assert "int8 QDQ (power-of-two scales), calibrated on 4 random samples" in capsys.readouterr().out
     assert main(["compile", str(qdq), "--config", "vta-default", "--explain", "-o", str(tmp_path / "c")]) == 0
     out = capsys.readouterr().out
     assert "[accel] conv3" in out and "total" in out and "matched layers left on the CPU" in out
