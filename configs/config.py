@@ -244,6 +244,16 @@ def _check_field(source: str, name: str, value: Any) -> None:
         raise ConfigError(f"{source}: field '{name}': {shown!r} is not allowed; allowed: {rule.allowed}")
 
 
+def read_yaml(path: Path, error: type[TensorweaveError], what: str) -> Any:
+    """The parsed YAML of `path`; a missing file or invalid YAML raises `error` naming the file."""
+    if not path.is_file():
+        raise error(f"{what} '{path}' does not exist")
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise error(f"{path}: not valid YAML: {exc}") from None
+
+
 def preset_names() -> list[str]:
     return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
 
@@ -256,10 +266,5 @@ def load_config(name_or_path: str | Path) -> AccelConfig:
         if not path.exists():
             raise ConfigError(f"no config preset named '{name_or_path}'; presets: {', '.join(preset_names())}"
                               " (or give a path to a .yaml file)")
-    if not path.is_file():
-        raise ConfigError(f"config file '{path}' does not exist")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    data = read_yaml(path, ConfigError, "config file")
     return AccelConfig.from_dict(data, source=str(path.name if path.parent == PRESET_DIR else path))

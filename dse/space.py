@@ -36,9 +36,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..configs import AccelConfig, ConfigError, load_config
+from ..configs.config import read_yaml
 from ..errors import TensorweaveError
 from ..isa import ISAError, build_isa
 from .workloads import NAMED_WORKLOADS, PROGRAM_SOURCES, Layer, WorkloadError, parse_layer
@@ -341,10 +340,4 @@ def parse_space(data: object, source: str = "<dict>") -> SweepSpace:
 def load_space(path: str | Path) -> SweepSpace:
     """Load and validate a sweep space YAML file."""
     path = Path(path)
-    if not path.is_file():
-        raise SweepError(f"sweep space file '{path}' does not exist")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise SweepError(f"{path}: not valid YAML: {exc}") from None
-    return parse_space(data, source=str(path))
+    return parse_space(read_yaml(path, SweepError, "sweep space file"), source=str(path))
