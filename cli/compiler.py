@@ -36,7 +36,8 @@ def _compile(args: argparse.Namespace, progress: bool):
     if Path(args.model).is_dir():
         return load_compiled(args.model, progress=progress)
     return compile_model(args.model, args.config, target=args.target,
-                         input_shapes=parse_input_shapes(args.input_shape), progress=progress)
+                         input_shapes=parse_input_shapes(args.input_shape), progress=progress,
+                         gpu_api=getattr(args, "gpu_api", "auto"))
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
@@ -74,6 +75,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     took = time.perf_counter() - start
     print(compiled.table(timings=True))
     where = f"accelerator ({compiled.config.name}, {args.engine} engine)" if compiled.target == "accel" else "CPU"
+    if compiled.target == "gpu":
+        where = f"GPU ({compiled.steps[0].executable.device})"
     print(f"ran on the {where} in {took:.2f} s")
     np.set_printoptions(threshold=20, edgeitems=5, linewidth=110)
     for name, value in outputs.items():
@@ -112,7 +115,9 @@ def register(subparsers) -> None:
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("model", help="ONNX model (QDQ int8 for the accelerator), or a directory from compile -o")
         p.add_argument("--config", default="vta-default", help="accelerator config (preset or YAML)")
-        p.add_argument("--target", choices=("accel", "cpu"), default="accel")
+        p.add_argument("--target", choices=("accel", "cpu", "gpu"), default="accel")
+        p.add_argument("--gpu-api", choices=("auto", "opencl", "cuda"), default="auto",
+                       help="--target gpu: CUDA or OpenCL (auto: CUDA when a CUDA device works, else OpenCL)")
         p.add_argument("--input-shape", action="append", metavar="NAME=D0,D1,...", help="fix a dynamic input shape")
 
     p = subparsers.add_parser("compile", help="compile an ONNX model for the accelerator (+ CPU) and show the plan",

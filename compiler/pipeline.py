@@ -35,7 +35,7 @@ from .partition import ACCEL_DOMAIN, LayerMatch, fuse_accel_layers
 
 __all__ = ["CompiledModel", "LayerReport", "PipelineError", "Step", "compile_model", "load_compiled", "node_macs"]
 
-TARGETS = ("accel", "cpu")
+TARGETS = ("accel", "cpu", "gpu")
 ENGINES = ("functional", "rtl")
 
 
@@ -206,13 +206,13 @@ class CompiledModel:
                 macs = node_macs(step.graph, node)
                 if macs:
                     note = self.refused.get(node.name, "")
-                    rows.append(LayerReport(node.name, node.op, "cpu", macs,
+                    rows.append(LayerReport(node.name, node.op, step.target, macs,
                                             note=f"not offloaded: {note}" if note else ""))
                 else:
                     others[node.op] = others.get(node.op, 0) + 1
             if others:
                 total = sum(others.values())
-                rows.append(LayerReport(step.name, f"{total} other op{'s' * (total > 1)}", "cpu",
+                rows.append(LayerReport(step.name, f"{total} other op{'s' * (total > 1)}", step.target,
                                         note=", ".join(f"{n} {op}" for op, n in others.items())))
         return rows
 
@@ -262,7 +262,7 @@ class CompiledModel:
                 lines += ["    " + line for line in str(step.kernel.explain()).rstrip().splitlines()]
             else:
                 ops = ", ".join(f"{n.op}" for n in step.graph.nodes)
-                lines.append(f"[cpu]   {step.name}: {len(step.graph.nodes)} nodes: {_clip(ops, 100)}")
+                lines.append(f"{f'[{step.target}]':8s}{step.name}: {len(step.graph.nodes)} nodes: {_clip(ops, 100)}")
             lines.append("")
         if self.refused:
             lines.append("matched layers left on the CPU:")
@@ -389,7 +389,7 @@ def graph_passes(config: AccelConfig | None, target: str, refused: dict[str, str
 
 def compile_model(model: onnx.ModelProto | str | Path | Graph, config: AccelConfig | str | None = "vta-default",
                   target: str = "accel", input_shapes: Mapping[str, Sequence[int]] | None = None,
-                  progress: bool = False) -> CompiledModel:
+                  progress: bool = False, gpu_api: str = "auto") -> CompiledModel:
     """Compile a (QDQ-quantized, for the accelerator) ONNX model for `target` "accel" or "cpu"."""
     if target not in TARGETS:
         raise PipelineError(f"target must be one of {', '.join(TARGETS)}, not '{target}'")
@@ -406,6 +406,10 @@ def compile_model(model: onnx.ModelProto | str | Path | Graph, config: AccelConf
     fused = graph
     for _name, graph_pass in graph_passes(cfg, target, refused):
         fused = graph_pass(fused)
+    if target == "gpu":  # the whole graph is one GPU step (compiler/backends/gpu; gpu_api: auto, opencl or cuda)
+        from .backends.gpu import compile_graph as compile_gpu
+        gpu_step = Step("gpu", "gpu", fused, fused.inputs, fused.outputs, executable=compile_gpu(fused, gpu_api))
+        return CompiledModel(proto, graph, fused, [gpu_step], cfg, target, refused, input_shapes)
     cpu = _cpu()
     steps: list[Step] = []
     parts = _split(fused)

@@ -33,6 +33,7 @@ from .intrinsics import (
                          accel_gemm,
                          arm_sdot,
                          nvidia_wmma_f16,
+                         nvidia_wmma_s8,
                          x86_avx2_dot,
                          x86_avx2_madd16,
                          x86_vnni,
@@ -57,5 +58,5 @@ from .tensorize import AxisMap, Mapping, TensorizeError, execute, tensorize
 __all__ = ["Affine", "AxisMap", "Binary", "Cast", "Const", "Conv2dParams", "Intrinsic", "Iterator", "LoopNest",
            "LoopNestError", "Mapping", "Operand", "Read", "TensorizeError", "accel_alu", "accel_alu_ops",
            "accel_gemm", "arm_sdot", "cast", "conv2d_nest", "conv_output_size", "evaluate", "execute",
-           "format_expr", "gemm_nest", "matmul_nest", "mul", "nvidia_wmma_f16", "tensorize", "x86_avx2_dot",
-           "x86_avx2_madd16", "x86_vnni"]
+           "format_expr", "gemm_nest", "matmul_nest", "mul", "nvidia_wmma_f16", "nvidia_wmma_s8", "tensorize",
+           "x86_avx2_dot", "x86_avx2_madd16", "x86_vnni"]

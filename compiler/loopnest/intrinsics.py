@@ -132,3 +132,12 @@ def nvidia_wmma_f16() -> Intrinsic:
     """Tensor Core wmma m16n16k16: c[b, o] += a[b, i] * w[o, i], fp16 x fp16 -> fp32 (b, o, i < 16)."""
     nest = _dot_nest("nvidia.wmma.m16n16k16.f16", 16, 16, 16, "float16", "float16", "float32", "a", "w", "c")
     return Intrinsic(nest.name, nest, "gather", "fp32 accumulation: sums are exact only up to rounding order")
+
+
+def nvidia_wmma_s8() -> Intrinsic:
+    """Tensor Core wmma m16n16k16, int8: c[b, o] += a[b, i] * w[o, i], s8 x s8 -> s32 (b, o, i < 16), exact.
+
+    The int32 accumulation of 16 products per step is exact (the wmma s8 path does not saturate); sm_72+.
+    """
+    nest = _dot_nest("nvidia.wmma.m16n16k16.s8", 16, 16, 16, "int8", "int8", "int32", "a", "w", "c")
+    return Intrinsic(nest.name, nest, "gather", "s8 x s8 products summed exactly into int32")

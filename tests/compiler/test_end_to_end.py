@@ -81,8 +81,8 @@ def test_save_load_and_errors(cnn_accel, tmp_path):
         cnn_accel.run({"input": np.zeros((1, 3, 16, 16))})
     with pytest.raises(PipelineError, match="engine must be one of functional, rtl"):
         cnn_accel.run(inputs, engine="fpga")
-    with pytest.raises(PipelineError, match="target must be one of accel, cpu"):
-        compile_model(small_cnn(), "vta-default", target="gpu")
+    with pytest.raises(PipelineError, match="target must be one of accel, cpu, gpu, not 'tpu'"):
+        compile_model(small_cnn(), "vta-default", target="tpu")
 
 
 def test_cli_quantize_compile_run(tmp_path, capsys):

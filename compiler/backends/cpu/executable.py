@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ....errors import TensorweaveError
 from ...graph import Graph, Node
+from ..common import InputError, coerce_inputs
 from . import elementwise, int8, nn, quant, shape_ops  # noqa: F401  (registers the emitters)
 from .cgen import EMITTERS, KernelContext, UnsupportedOp
 from .helpers import helper_order, helper_source
@@ -50,10 +50,6 @@ void tw_set_threads(int n) {
 #endif
 }
 """
-
-
-class InputError(TensorweaveError):
-    """A run was given a missing, misnamed or mis-shaped input."""
 
 
 def supported_ops() -> set[str]:
@@ -186,22 +182,8 @@ class CPUExecutable:
 
     def _bind(self, inputs: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         """Check the inputs and put their addresses in the buffer table; returns the arrays to keep alive."""
-        missing = [name for name in self.graph.inputs if name not in inputs]
-        if missing:
-            raise InputError(f"graph '{self.graph.name}' needs input(s) {', '.join(missing)}")
         bound = []
-        for name in self.graph.inputs:
-            t = self.graph.types[name]
-            array = np.ascontiguousarray(inputs[name])
-            if tuple(array.shape) != tuple(t.shape) and array.size == 1 and t.size == 1:
-                array = array.reshape(t.shape)  # a scalar given as [x] or the other way round
-            if tuple(array.shape) != tuple(t.shape):
-                raise InputError(f"input '{name}' has shape {tuple(array.shape)}; the graph was compiled for "
-                                 f"{tuple(t.shape)}")
-            if array.dtype != np.dtype(t.dtype):
-                if array.dtype.kind != np.dtype(t.dtype).kind:
-                    raise InputError(f"input '{name}' is {array.dtype}; the graph expects {t.dtype}")
-                array = array.astype(t.dtype)
+        for name, array in coerce_inputs(self.graph, inputs).items():
             bound.append(array)
             self._table[self._slots[name]] = array.ctypes.data if array.size else None
         return bound

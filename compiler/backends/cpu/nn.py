@@ -131,14 +131,19 @@ for (int64_t t = 0; t < {len(a_off)}; t++)
 """
 
 
-@emitter("Gemm")
-def emit_gemm(k: KernelContext) -> str:
+def gemm_dims(k: KernelContext) -> tuple[int, int, int, int, int]:
+    """A float32 Gemm node's (m, k, n, transA, transB); UnsupportedOp for other types."""
     if k.out_type().dtype != "float32":
         k.unsupported(f"Gemm on {k.out_type().dtype} (float32 only)")
     a, b = k.in_shape(0), k.in_shape(1)
     ta, tb = int(k.attr("transA", 0)), int(k.attr("transB", 0))
     m, kd = (a[1], a[0]) if ta else (a[0], a[1])
-    n = b[0] if tb else b[1]
+    return m, kd, b[0] if tb else b[1], ta, tb
+
+
+@emitter("Gemm")
+def emit_gemm(k: KernelContext) -> str:
+    m, kd, n, ta, tb = gemm_dims(k)
     alpha = c_literal(k.attr("alpha", 1.0), "float32")
     beta = c_literal(k.attr("beta", 1.0), "float32")
     k.need("sgemm")

@@ -8,35 +8,21 @@ backend test cases and tools can drive it:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import onnx
-from onnx.backend.base import Backend, BackendRep
+from onnx.backend.base import Backend
 
 from ...frontend import from_onnx
-from ...graph import Graph
-from .executable import CPUExecutable, compile_graph, compile_graphs
+from ..common import GraphRep
+from .executable import compile_graph, compile_graphs
 
 __all__ = ["CPUBackend", "CPUBackendRep"]
 
 
-class CPUBackendRep(BackendRep):
+class CPUBackendRep(GraphRep):
     """A prepared model: `run(inputs)` with a list (graph input order) or a dict of arrays."""
-
-    def __init__(self, graph: Graph, executable: CPUExecutable) -> None:
-        self.graph = graph
-        self.executable = executable
-
-    def run(self, inputs: Any, **kwargs: Any) -> tuple[np.ndarray, ...]:
-        if isinstance(inputs, Mapping):
-            feed = dict(inputs)
-        else:
-            values = [inputs] if isinstance(inputs, np.ndarray) else list(inputs)
-            feed = dict(zip(self.graph.inputs, values))
-        out = self.executable.run(feed)
-        return tuple(out[name] for name in self.graph.outputs)
 
 
 class CPUBackend(Backend):

@@ -1,0 +1,127 @@
+"""Graph -> kernels -> one program per graph (or per batch of graphs) -> `GPUExecutable`.
+
+Every value (input, constant, intermediate, output) and scratch area is a device buffer owned by the
+executable; constants are uploaded once. `run` uploads the inputs, launches the kernels in graph order on
+one in-order queue / stream and downloads the outputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ...graph import Graph
+from ..common import InputError, coerce_inputs
+from .ops import Launch, lower_node
+from .render import render
+
+__all__ = ["GPUExecutable", "GeneratedGPU", "InputError", "compile_graph", "compile_graphs", "generate"]
+
+
+@dataclass(frozen=True)
+class GeneratedGPU:
+    """The kernels of one graph, in launch order."""
+
+    graph: Graph
+    launches: tuple[Launch, ...]
+
+    def source(self, dialect: str) -> str:
+        return render([launch.kernel for launch in self.launches], dialect)
+
+
+def generate(graph: Graph, prefix: str = "tw") -> GeneratedGPU:
+    """Lower every node of `graph` (raises UnsupportedOp naming the first node it cannot lower)."""
+    launches: list[Launch] = []
+    for index, node in enumerate(graph.nodes):
+        launches.extend(lower_node(f"{prefix}_{index}", graph, node))
+    names = [launch.kernel.name for launch in launches]
+    assert len(set(names)) == len(names), "kernel names repeat"
+    return GeneratedGPU(graph, tuple(launches))
+
+
+class GPUExecutable:
+    """A compiled graph on one runtime: `run({input: array}) -> {output: array}`."""
+
+    def __init__(self, generated: GeneratedGPU, runtime: Any, program: Any, source: str) -> None:
+        self.graph = generated.graph
+        self.launches = generated.launches
+        self.runtime = runtime
+        self.source = source
+        self.device = runtime.description
+        graph = self.graph
+        names = [launch.kernel.name for launch in self.launches]
+        kernels = runtime.kernels(program, names)
+        self._buffers: dict[str, Any] = {}
+        values = dict.fromkeys(v for n in graph.nodes for v in (*n.inputs, *n.outputs) if v)
+        for v in (*graph.inputs, *values):
+            if v not in self._buffers:
+                self._buffers[v] = runtime.alloc(graph.types[v].size * np.dtype(graph.types[v].dtype).itemsize)
+        for name, value in graph.constants.items():
+            if name in self._buffers:
+                runtime.upload(self._buffers[name], np.asarray(value, dtype=graph.types[name].dtype))
+        self._dummy = runtime.alloc(16)
+        self._calls = []
+        for launch, name in zip(self.launches, names):
+            scratch = [runtime.alloc(n) for n in launch.scratch]
+            args = [self._dummy if not a else scratch[int(a[2:])] if a.startswith("#s") else self._buffers[a]
+                    for a in launch.args]
+            self._calls.append((kernels[name], launch.kernel.global_size, launch.kernel.local_size, args))
+        runtime.finish()
+
+    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        graph = self.graph
+        for name, array in coerce_inputs(graph, inputs).items():
+            self.runtime.upload(self._buffers[name], array)
+        for kernel, global_size, local_size, args in self._calls:
+            self.runtime.launch(kernel, global_size, local_size, args)
+        result = {}
+        for name in graph.outputs:
+            t = graph.types[name]
+            out = np.empty(t.shape, dtype=t.dtype)
+            if name in graph.constants:
+                out[...] = graph.constants[name]
+            else:
+                self.runtime.download(self._buffers[name], out)
+            result[name] = out
+        self.runtime.finish()
+        return result
+
+    def __call__(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return self.run(inputs)
+
+
+def _runtime(api: str) -> Any:
+    from .runtime import runtime_for
+
+    return runtime_for(api)
+
+
+def optimize(graph: Graph) -> Graph:
+    """The CPU back end's graph rewrites that keep kernels plain ONNX: BatchNormalization folded into the
+    conv before it, QDQ groups fused into QLinearConv / QLinearMatMul / com.microsoft.QGemm (so QDQ
+    models run the int8 kernels, as onnxruntime does)."""
+    from ..cpu.fuse import fold_batchnorm, fuse_qdq
+
+    return fuse_qdq(fold_batchnorm(graph))
+
+
+def compile_graphs(graphs: Sequence[Graph], api: str = "auto", rewrite: bool = True,
+                   optimize_kernels: bool = True) -> list[GPUExecutable]:
+    """Compile several graphs into ONE program (one compiler invocation for all their kernels);
+    `rewrite` applies `optimize` first; `optimize_kernels=False` builds OpenCL without compiler
+    optimizations (same results, quicker builds, slower kernels: for many tiny test graphs)."""
+    runtime = _runtime(api)
+    graphs = [optimize(g) for g in graphs] if rewrite else list(graphs)
+    generated = [generate(g, prefix=f"tw{i}") for i, g in enumerate(graphs)]
+    dialect = runtime.api
+    source = render([launch.kernel for gen in generated for launch in gen.launches], dialect)
+    program = runtime.build(source, optimize_kernels)
+    return [GPUExecutable(gen, runtime, program, source) for gen in generated]
+
+
+def compile_graph(graph: Graph, api: str = "auto", rewrite: bool = True) -> GPUExecutable:
+    """Lower, render for the runtime's dialect, build (or fetch from the cache) and load `graph`."""
+    return compile_graphs([graph], api, rewrite)[0]

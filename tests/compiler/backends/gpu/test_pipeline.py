@@ -1,0 +1,84 @@
+"""`compile_model(..., target="gpu")` and `tensorweave run MODEL --target gpu --check` on the seeded small CNN
+(float32 and its int8 QDQ form), and the one-line errors when a runtime is missing."""
+
+from __future__ import annotations
+
+import sys
+
+import onnx
+import pytest
+from tensorweave.compiler.models import small_cnn
+from tensorweave.compiler.quantize import quantize_model
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    root = tmp_path_factory.mktemp("gpu_models")
+    model = small_cnn(seed=0)
+    paths = {"float32": str(root / "small_cnn.onnx"), "int8": str(root / "small_cnn_int8.onnx")}
+    onnx.save(model, paths["float32"])
+    onnx.save(quantize_model(model, samples=2), paths["int8"])
+    return paths
+
+
+def _check(api: str, path: str) -> None:
+    from tensorweave.compiler.pipeline import compile_model
+    from tensorweave.compiler.run import compare_outputs, reference_outputs
+
+    compiled = compile_model(path, None, target="gpu", gpu_api=api)
+    assert [s.target for s in compiled.steps] == ["gpu"]
+    inputs = compiled.random_inputs(seed=3)
+    outputs = compiled.run(inputs)
+    agreements = compare_outputs(compiled.graph, outputs, reference_outputs(compiled.model, inputs))
+    assert agreements and all(a.ok for a in agreements), agreements
+    if "int8" in path:  # the QDQ groups ran as integer kernels and match onnxruntime exactly
+        ops = {n.op for n in compiled.steps[0].executable.graph.nodes}
+        assert "QLinearConv" in ops and "Conv" not in ops
+        assert all(a.equal == a.elements for a in agreements)
+
+
+@pytest.mark.parametrize("precision", ["float32", "int8"])
+def test_compile_model_gpu_opencl(opencl: str, models: dict[str, str], precision: str) -> None:
+    _check(opencl, models[precision])
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("precision", ["float32", "int8"])
+def test_compile_model_gpu_cuda(cuda: str, models: dict[str, str], precision: str) -> None:
+    _check(cuda, models[precision])
+
+
+def test_cli_run_gpu_check(opencl: str, models: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    from tensorweave.cli import main
+
+    assert main(["run", models["int8"], "--target", "gpu", "--gpu-api", opencl, "--check"]) == 0
+    out = capsys.readouterr().out
+    assert "ran on the GPU (OpenCL:" in out and "AGREES with onnxruntime" in out and "10/10 equal" in out
+
+
+def test_missing_pyopencl_is_one_line(models: dict[str, str], monkeypatch: pytest.MonkeyPatch,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from tensorweave.cli import main
+    from tensorweave.compiler.backends.gpu import opencl
+
+    monkeypatch.setitem(sys.modules, "pyopencl", None)  # import pyopencl -> ImportError
+    opencl.opencl_runtime.cache_clear()
+    try:
+        code = main(["run", models["float32"], "--target", "gpu", "--gpu-api", "opencl"])
+    finally:
+        opencl.opencl_runtime.cache_clear()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "pip install" in err[0] and "pyopencl" in err[0]
+
+
+def test_cuda_api_without_device_is_a_clear_error() -> None:
+    from tensorweave.compiler.backends.gpu import GPUUnavailable, runtime_for
+    from tensorweave.compiler.backends.gpu.cuda import cuda_runtime
+
+    try:
+        cuda_runtime()
+    except GPUUnavailable:
+        with pytest.raises(GPUUnavailable, match="CUDA|cuda|nvcc"):
+            runtime_for("cuda")
+    else:
+        pytest.skip("a CUDA device works here")
