@@ -2,7 +2,14 @@
 
 `refresh(...)` synthesizes (preset, board) pairs and stores one JSON per pair under
 `docs/fpga/estimates/<preset>--<board>.json`; `render(...)` turns the stored JSON into
-`docs/fpga/fit-table.md` (a pure function of the JSON, so a test checks the Markdown is current).
+`docs/fpga/fit-table.md` (a pure function of the JSON and the presets, so a test checks the
+Markdown is current).
+
+Staleness. An estimate is of one Verilog (`verilog_sha256`) of one config (`config_digest`). When a
+preset changes, `render` marks its rows stale (numbers kept, shown as the old ones, never as
+current). When the RTL changes, the Verilog does: `stale_estimates(verilog=True)` regenerates each
+preset's Verilog and compares hashes (`tensorweave fpga fit-table --check`; tests/fpga check the
+presets that convert quickly by default and all of them in the slow run).
 """
 
 from __future__ import annotations
@@ -52,10 +59,22 @@ def load_estimates(folder: Path = ESTIMATES) -> list[dict[str, Any]]:
     return [json.loads(p.read_text()) for p in sorted(folder.glob("*--*.json"))]
 
 
-def _cell(entry: dict[str, Any], resource: str) -> str:
+def _cell(entry: dict[str, Any], resource: str, stale: bool = False) -> str:
     used, pct = entry["resources"][resource], entry["utilization"][resource]
     mark = " **over**" if resource in entry["over"] else ""
-    return f"{used:,} ({pct:g}%){mark}"
+    return f"~~{used:,} ({pct:g}%)~~" if stale else f"{used:,} ({pct:g}%){mark}"
+
+
+def _current_digest(design: str) -> str | None:
+    try:
+        return load_config(design).digest
+    except Exception:  # noqa: BLE001 - a preset that disappeared is stale too
+        return None
+
+
+def is_stale(entry: dict[str, Any]) -> bool:
+    """Whether the estimate's config digest is no longer the preset's (the preset changed since)."""
+    return _current_digest(entry["design"]) != entry["config_digest"]
 
 
 def render(estimates: list[dict[str, Any]]) -> str:
@@ -74,13 +93,25 @@ def render(estimates: list[dict[str, Any]]) -> str:
         lines.append(f"| {name} | {board.part} | {r.lut:,} | {r.ff:,} | {r.dsp:,} | {r.bram:,} {board.bram_unit} |")
     lines += ["", "| preset | board | fits | LUT | FF | DSP | BRAM | multipliers on DSP / in LUTs |",
               "|---|---|---|---|---|---|---|---|"]
+    stale_rows = 0
     for entry in sorted(estimates, key=lambda e: (e["design"], e["board"])):
         fits = "yes" if entry["fits"] else "no: " + ", ".join(
             f"{RESOURCE_NAMES[k]} +{v:,}" for k, v in sorted(entry["over"].items()))
+        stale = is_stale(entry)
+        if stale:
+            stale_rows += 1
+            fits = f"**stale** (was: {fits})"
         muls = entry["multipliers"]
         lines.append(f"| {entry['design']} | {entry['board']} | {fits} | "
-                     + " | ".join(_cell(entry, k) for k in ("lut", "ff", "dsp", "bram"))
+                     + " | ".join(_cell(entry, k, stale) for k in ("lut", "ff", "dsp", "bram"))
                      + f" | {muls['on_dsp']} / {muls['as_lut']} |")
+    missing = sorted(set(preset_names()) - {e["design"] for e in estimates})
+    if missing:
+        lines += ["", "No estimate yet for: " + ", ".join(missing) + "."]
+    if stale_rows:
+        lines += ["", f"**{stale_rows} stale row(s)**, struck through: the preset changed after the estimate "
+                  "(its config digest differs); the numbers are of the old design. Re-run "
+                  "`tensorweave fpga fit-table --refresh --presets NAME`."]
     versions = sorted({re.sub(r",.*", ")", e["yosys"]) for e in estimates})
     lines += ["", "Multiplier mapping: when a design's multipliers need more DSP blocks than the board has, the "
               f"widest stay on DSPs up to {int(DSP_SHARE * 100)}% of the board's DSPs and the rest become radix-4 "
@@ -95,14 +126,29 @@ def write_table(folder: Path = ESTIMATES, table: Path = TABLE) -> Path:
     return table
 
 
-def stale_estimates(folder: Path = ESTIMATES) -> list[str]:
-    """Stored estimates whose config digest no longer matches the preset (the preset changed since)."""
+def current_verilog_sha256(preset: str) -> str:
+    """sha256 of the Verilog the FPGA flow would synthesize for `preset` now."""
+    from .design import write_design
+    with tempfile.TemporaryDirectory(prefix="tensorweave-verilog-") as scratch:
+        return write_design(preset, Path(scratch)).sha256
+
+
+def stale_estimates(folder: Path = ESTIMATES, verilog: bool = False,
+                    presets: Iterable[str] | None = None) -> list[str]:
+    """Stored estimates that are out of date: the preset changed (config digest), or with `verilog`
+    the accelerator's Verilog for the preset is no longer the one estimated (an RTL change)."""
     stale = []
+    hashes: dict[str, str] = {}
     for entry in load_estimates(folder):
-        try:
-            digest = load_config(entry["design"]).digest
-        except Exception:  # noqa: BLE001 - a preset that disappeared is stale too
-            digest = None
-        if digest != entry["config_digest"]:
-            stale.append(f"{entry['design']}--{entry['board']}")
+        design = entry["design"]
+        if presets is not None and design not in presets:
+            continue
+        if is_stale(entry):
+            stale.append(f"{design}--{entry['board']}")
+            continue
+        if verilog:
+            if design not in hashes:
+                hashes[design] = current_verilog_sha256(design)
+            if hashes[design] != entry.get("verilog_sha256"):
+                stale.append(f"{design}--{entry['board']}")
     return stale

@@ -5,7 +5,8 @@ Tokens: pop_prev (load->compute), pop_next (store->compute), push_prev (compute-
 tile past its scratchpad (code 3); an ALU operation not in `config.alu_ops` (code 5); uop_end past
 the micro-op buffer (code 4); then the tensor core checks each index as it runs (code 3).
 Timing per instruction: 1 cycle to take the command, 1 to take tokens, 1 to check and start, the
-body (DMA, see `hw/dma.py`; or n micro-ops + 4 cycles, see `hw/core.py`; FINISH: 0), 1 to push.
+body (DMA, see `hw/dma.py`; or n micro-ops + 4 cycles, 2n + 3 for an ALU with use_imm=0 and no
+reset, see `hw/core.py`; FINISH: 0), 1 to push.
 """
 
 from __future__ import annotations
@@ -48,7 +49,6 @@ class ComputeUnit(wiring.Component):
                    "inp_read": Out(ReadSignature(c.inp_depth, c.inp_row_bytes * 8)),
                    "wgt_read": Out(ReadSignature(c.wgt_depth, c.wgt_row_bytes * 8)),
                    "acc_read": Out(ReadSignature(c.acc_depth, c.acc_row_bytes * 8)),
-                   "src_read": Out(ReadSignature(c.acc_depth, c.acc_row_bytes * 8)),
                    "acc_write": Out(RowWriteSignature(c.acc_depth, c.acc_row_bytes * 8, acc_chunks))}
         members.update(write_members(config, "UOP"))
         members.update(token_members(SIDES))
@@ -68,7 +68,7 @@ class ComputeUnit(wiring.Component):
         wiring.connect(m, wiring.flipped(self.uop_port), uop_dma.port)
         wiring.connect(m, wiring.flipped(self.acc_port), acc_dma.port)
         wiring.connect(m, wiring.flipped(self.uop_write), uop_dma.write)
-        for name in ("uop_read", "inp_read", "wgt_read", "acc_read", "src_read"):
+        for name in ("uop_read", "inp_read", "wgt_read", "acc_read"):
             wiring.connect(m, wiring.flipped(getattr(self, name)), getattr(core, name))
 
         # The accumulator write port: the ACC DMA's chunks, or the core's whole rows.

@@ -1,18 +1,25 @@
-"""The tensor core: the GEMM/ALU micro-op loop as a 4-stage pipeline, one micro-op per cycle.
+"""The tensor core: the GEMM/ALU micro-op loop as a 4-stage pipeline on one accumulator read port.
 
 Stages (one cycle each, no stalls):
   S0  loop generator: (i, j, u) in the order of `sim/functional.py`; reads uop[u].
   S1  index: d, s, w = micro-op fields + i*factor_out + j*factor_in (kept as running sums); range
-      check (error code 3 stops the loop); reads inp[s] and wgt[w].
+      check (error code 3 stops the loop); reads inp[s] and wgt[w]; an ALU micro-op with a
+      source row (use_imm=0, no reset) reads acc[s] here.
   S2  GEMM: batch x block_out dot products of block_in int products (plain `*` of signed values,
-      so synthesis may use DSPs or LUTs) and an adder tree; reads acc[d] (and acc[s] for ALU).
+      so synthesis may use DSPs or LUTs) and an adder tree; reads acc[d]; holds the acc[s] row.
   S3  write-back: acc[d] = acc[d] + sum (wrapping at acc_width), ALU op(acc[d], imm or acc[s]),
       or 0 with reset.
-The accumulator read ports are transparent to the write port and are read exactly one cycle
-before the write, so a micro-op always sees every earlier micro-op's result: read-after-write on
-the same row needs neither stalls nor forwarding, and results equal the in-order definition.
-Latency: 4 cycles from the first micro-op to its write; a loop of n micro-ops takes n + 4 cycles.
-Only the ALU operations in `config.alu_ops` are built.
+The accumulator has ONE read port (the store unit reads the output buffer, `hw/top.py`), so a
+micro-op reading two rows takes two cycles: GEMM and ALU with an immediate (or reset) issue one
+micro-op per cycle, an ALU micro-op with use_imm=0 one every other cycle (acc[s] in its S1, acc[d]
+in its S2, while the neighbouring micro-ops are in the other stages). The read port is transparent
+to the write port; a micro-op's first read is in the cycle of the previous micro-op's write, and no
+other write falls between its reads and its own write, so a micro-op always sees every earlier
+micro-op's result: read-after-write on the same row needs neither stalls nor forwarding, and
+results equal the in-order definition.
+Latency: 4 cycles from the first micro-op to its write; a loop of n micro-ops takes n + 4 cycles,
+or 2n + 3 for an ALU with use_imm=0 (without reset). Only the ALU operations in `config.alu_ops`
+are built (RSHR: shift right rounding to nearest, ties to even).
 """
 
 from __future__ import annotations
@@ -55,7 +62,6 @@ class TensorCore(wiring.Component):
             "inp_read": Out(ReadSignature(c.inp_depth, c.inp_row_bytes * 8)),
             "wgt_read": Out(ReadSignature(c.wgt_depth, c.wgt_row_bytes * 8)),
             "acc_read": Out(ReadSignature(c.acc_depth, c.acc_row_bytes * 8)),
-            "src_read": Out(ReadSignature(c.acc_depth, c.acc_row_bytes * 8)),
             "acc_write": Out(RowWriteSignature(c.acc_depth, c.acc_row_bytes * 8, 1)),
         })
 
@@ -78,17 +84,22 @@ class TensorCore(wiring.Component):
         off_i = {n: Signal(OFFSET_WIDTH, name=f"{n}_off_i") for n in names}
         off = {n: Signal(OFFSET_WIDTH, name=f"{n}_off") for n in names}
 
+        # An ALU micro-op with a source row reads the accumulator twice: issue one every other cycle.
+        two_reads = Signal()
+        m.d.comb += two_reads.eq(is_alu & ~g.reset & ~alu_insn.use_imm)
         v1 = Signal()
+        issue = Signal()
+        m.d.comb += issue.eq(running & ~(two_reads & v1))
         off1 = {n: Signal(OFFSET_WIDTH, name=f"{n}_off1") for n in names}
         m.d.comb += [self.uop_read.addr.eq(u), self.uop_read.en.eq(1)]
-        m.d.sync += v1.eq(running)
+        m.d.sync += v1.eq(issue)
         m.d.sync += [off1[n].eq(off[n]) for n in names]
         with m.If(self.start):
             insn = self._layouts["GEMM"](self.insn)
             m.d.sync += [u.eq(insn.uop_begin), i.eq(0), j.eq(0),
                          running.eq((insn.iter_out != 0) & (insn.iter_in != 0) & (insn.uop_begin < insn.uop_end))]
             m.d.sync += [off_i[n].eq(0) for n in names] + [off[n].eq(0) for n in names]
-        with m.Elif(running):
+        with m.Elif(issue):
             with m.If(u == g.uop_end - 1):
                 m.d.sync += u.eq(g.uop_begin)
                 with m.If(j == g.iter_in - 1):
@@ -122,8 +133,7 @@ class TensorCore(wiring.Component):
                      self.wgt_read.addr.eq(w1), self.wgt_read.en.eq(1)]
         v2 = Signal()
         d2 = Signal(range(c.acc_depth))
-        s2 = Signal(range(c.acc_depth))
-        m.d.sync += [v2.eq(v1 & ~bad), d2.eq(d1), s2.eq(s1)]
+        m.d.sync += [v2.eq(v1 & ~bad), d2.eq(d1)]
         with m.If(v1 & bad):
             m.d.comb += self.error.eq(1)
             m.d.sync += [running.eq(0), v1.eq(0)]
@@ -146,13 +156,15 @@ class TensorCore(wiring.Component):
         v3 = Signal()
         d3 = Signal(range(c.acc_depth))
         m.d.sync += [v3.eq(v2), d3.eq(d2)] + [s.eq(v) for s, v in zip(sum3, sums)]
-        m.d.comb += [self.acc_read.addr.eq(d2), self.acc_read.en.eq(1),
-                     self.src_read.addr.eq(s2), self.src_read.en.eq(1)]
+        # The one accumulator read port: acc[s] in S1 of a two-read micro-op (no micro-op is in S2
+        # then), else acc[d] in S2. The acc[s] row arrives in S2 and is held for S3.
+        src_row = Signal(c.acc_row_bytes * 8)
+        m.d.comb += [self.acc_read.addr.eq(Mux(two_reads & v1, s1, d2)), self.acc_read.en.eq(1)]
+        m.d.sync += src_row.eq(self.acc_read.data)
 
         # --- S3: accumulate / ALU / reset, write back -------------------------------------------------
         lanes = c.batch * c.block_out
         acc_row = self.acc_read.data
-        src_row = self.src_read.data
         results = []
         alu_results = self._alu(m, alu_insn, acc_row, src_row, lanes)
         for k in range(lanes):
@@ -183,6 +195,7 @@ class TensorCore(wiring.Component):
             b = Signal(signed(aw), name=f"alu_b_{k}")
             m.d.comb += b.eq(Mux(insn.use_imm, imm, src_row[k * aw:(k + 1) * aw].as_signed()))
             r = Signal(aw, name=f"alu_r_{k}")
+            shifted = self._shift(m, a, b, k) if c.alu_has("SHR") or c.alu_has("RSHR") else None
             with m.Switch(insn.alu_opcode.as_value()):
                 if c.alu_has("MIN"):
                     with m.Case(codes.MIN.value):
@@ -198,10 +211,34 @@ class TensorCore(wiring.Component):
                         m.d.comb += r.eq(a * b)
                 if c.alu_has("SHR"):
                     with m.Case(codes.SHR.value):
-                        right = Signal(range(aw), name=f"shr_right_{k}")
-                        left = Signal(range(aw + 1), name=f"shr_left_{k}")
-                        m.d.comb += [right.eq(Mux(b < 0, 0, Mux(b > aw - 1, aw - 1, b))),
-                                     left.eq(Mux(b >= 0, 0, Mux(-b > aw, aw, -b)))]
-                        m.d.comb += r.eq(Mux(b < 0, (a << left)[:aw], a >> right))
+                        m.d.comb += r.eq(shifted)
+                if c.alu_has("RSHR"):
+                    with m.Case(codes.RSHR.value):
+                        m.d.comb += r.eq(Mux(b > 0, self._round_shift(m, a, b, k), shifted))
             out.append(r)
         return out
+
+    def _shift(self, m: Module, a, b, k: int):
+        """SHR: a >> b for b >= 0 (arithmetic, b clamped to acc_width - 1), a << -b (wrapping) for b < 0."""
+        aw = self._config.acc_width
+        right = Signal(range(aw), name=f"shr_right_{k}")
+        left = Signal(range(aw + 1), name=f"shr_left_{k}")
+        m.d.comb += [right.eq(Mux(b < 0, 0, Mux(b > aw - 1, aw - 1, b))),
+                     left.eq(Mux(b >= 0, 0, Mux(-b > aw, aw, -b)))]
+        return Mux(b < 0, (a << left)[:aw], a >> right)
+
+    def _round_shift(self, m: Module, a, b, k: int):
+        """RSHR for b > 0: a / 2^n, n = min(b, acc_width), rounded to nearest, ties to even.
+
+        q = a >> n (floor); round up iff bit n-1 of a is set and (a bit below it is set or q is odd).
+        """
+        aw = self._config.acc_width
+        n1 = Signal(range(aw), name=f"rshr_n1_{k}")          # n - 1
+        m.d.comb += n1.eq(Mux(b > aw, aw - 1, b - 1))
+        q = Signal(signed(aw), name=f"rshr_q_{k}")
+        m.d.comb += q.eq((a >> n1) >> 1)
+        half = a.as_unsigned().bit_select(n1, 1)
+        up = Signal(range(aw + 1), name=f"rshr_up_{k}")
+        below = Signal(aw, name=f"rshr_below_{k}")            # the n - 1 bits below bit n - 1, at the top
+        m.d.comb += [up.eq(aw - n1), below.eq((a.as_unsigned() << up)[:aw])]
+        return (q + (half & ((below != 0) | q[0])))[:aw]

@@ -5,11 +5,16 @@ DMA engines copy bytes and only the tensor core and the store unit look inside a
 scratchpad has one write port (byte-chunk granular where a DMA fills a row over several bus
 beats) and one or more synchronous read ports; read ports marked transparent return the value
 written in the same cycle (the tensor core relies on this for read-after-write on accumulators).
+
+The accumulator has a single read port (the tensor core's); the store unit reads the output buffer
+instead, `acc_depth` rows of the accumulator's lanes narrowed to out_width bits, written through
+`narrow_row_write` whenever the accumulator is written, so it always equals narrow(accumulator).
+Each memory with one write and one read port maps to one copy of block RAM.
 """
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, unsigned
+from amaranth import Cat, Module, Mux, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -45,6 +50,21 @@ def chunk_write_to_row(m: Module, chunk_write, row_write, chunks: int) -> None:
             m.d.comb += row_write.en.eq((1 << chunks) - 1)
         with m.Else():
             m.d.comb += row_write.en.eq(1 << chunk_write.chunk)
+
+
+def narrow_row_write(m: Module, acc_write, out_write, lanes: int, acc_width: int, out_width: int) -> None:
+    """Drive the output buffer's write port from the accumulator's: each lane's low out_width bits.
+
+    Both ports have the same number of chunks, each holding a whole number of lanes (the accumulator
+    chunk of a DMA write is min(row, bus) bits, a power of two >= 32 >= acc_width), so an accumulator
+    chunk maps to the same-numbered slice of the narrowed row.
+    """
+    chunks = acc_write.signature.chunks
+    if chunks != out_write.signature.chunks or lanes % chunks:
+        raise ValueError(f"{lanes} lanes do not split into {chunks} accumulator chunks")
+    data = acc_write.data
+    m.d.comb += [out_write.addr.eq(acc_write.addr), out_write.en.eq(acc_write.en),
+                 out_write.data.eq(Cat(*[data[k * acc_width:k * acc_width + out_width] for k in range(lanes)]))]
 
 
 class Scratchpad(wiring.Component):

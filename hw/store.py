@@ -1,17 +1,18 @@
-"""The store unit: STOREs from its command queue, accumulator rows narrowed to out_width, to DRAM.
+"""The store unit: STOREs from its command queue, output-buffer rows to DRAM.
 
 Tokens: pop_prev (compute->store), push_prev (store->compute). Checks, in the order of
 `sim/functional.py`: nonzero padding (code 6), rows past the accumulator scratchpad (code 3).
-An output element (batch x block_out values, each the low out_width bits of its accumulator) is
-out_row_bytes; it fills whole bus beats or one slot of a beat (slots of one row's elements share a
-beat, with byte strobes). Write bursts follow the same rule as reads (<= 256 beats, not crossing
-4 KiB); the data path reads one accumulator row per cycle and sends one beat per cycle. The
-instruction completes (and pushes its tokens) after the last write response.
+An output element (batch x block_out values, each the low out_width bits of its accumulator, as
+the output buffer holds them: `hw/top.py`) is out_row_bytes; it fills whole bus beats or one slot
+of a beat (slots of one row's elements share a beat, with byte strobes). Write bursts follow the
+same rule as reads (<= 256 beats, not crossing 4 KiB); the data path reads one output-buffer row
+per cycle and sends one beat per cycle. The instruction completes (and pushes its tokens) after
+the last write response.
 """
 
 from __future__ import annotations
 
-from amaranth import Cat, Module, Mux, Signal
+from amaranth import Module, Mux, Signal
 from amaranth.lib import fifo, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -32,7 +33,7 @@ class StoreUnit(wiring.Component):
         c = config
         members = {"cmd": In(command_stream(config)), "base": In(32),
                    "port": Out(WritePortSignature(c.bus_width)),
-                   "acc_read": Out(ReadSignature(c.acc_depth, c.acc_row_bytes * 8))}
+                   "out_read": Out(ReadSignature(c.acc_depth, c.out_row_bytes * 8))}
         members.update(token_members(SIDES))
         members.update(status_members())
         super().__init__(members)
@@ -97,7 +98,7 @@ class StoreUnit(wiring.Component):
         with m.Elif(b_done & ~aw_done):
             m.d.sync += outstanding.eq(outstanding - 1)
 
-        # --- element reader: accumulator rows in order, one per cycle, held while the packer waits ---
+        # --- element reader: output-buffer rows in order, one per cycle, held while the packer waits ---
         fetching = Signal()
         left = Signal(33)            # elements still to read
         x = Signal(16)
@@ -108,7 +109,7 @@ class StoreUnit(wiring.Component):
         last_d = Signal()            # last element of its DRAM row
         take = Signal()
         advance = ~valid_d | take
-        m.d.comb += [self.acc_read.addr.eq(addr), self.acc_read.en.eq(advance)]
+        m.d.comb += [self.out_read.addr.eq(addr), self.out_read.en.eq(advance)]
         with m.If(start):
             m.d.sync += [fetching.eq(1), left.eq(cmd.y_size * cmd.x_size), x.eq(0), addr.eq(cmd.sram_base),
                          data_row_elem.eq(cmd.dram_base)]
@@ -125,9 +126,7 @@ class StoreUnit(wiring.Component):
                     m.d.sync += x.eq(x + 1)
             with m.Else():
                 m.d.sync += fetching.eq(0)
-        row = self.acc_read.data
-        aw_, ow = c.acc_width, c.out_width
-        narrowed = Cat(*[row[k * aw_:k * aw_ + ow] for k in range(c.batch * c.block_out)])
+        narrowed = self.out_read.data
 
         # --- packer: beats with strobes, wlast from the burst lengths ------------------------------
         beat_in_burst = Signal(8)

@@ -22,6 +22,12 @@ DRAM_BASE must be a multiple of max(16, bus width in bytes): the low bits of a w
 DRAM_BASE_LO are dropped (and read back as 0). Elements then never straddle a bus word and no
 instruction crosses 4 KiB. Read and write responses are not checked (RRESP/BRESP are ignored).
 
+Memories: uop, inp, wgt and the accumulator have one write and one read port each; the
+accumulator's read port belongs to the tensor core (GEMM and ALU share it). The store unit reads
+the output buffer (VTA's OUT memory): acc_depth rows of batch * block_out * out_width bits, written
+together with every accumulator write (compute's whole rows and the ACC DMA's chunks) with each
+lane narrowed to its low out_width bits, so it always equals the narrowed accumulator.
+
 Timing model (cycles; see each unit's module for details):
 - fetch: bursts of up to 4 instructions (`instruction_width / bus_width` beats each, never across
   4 KiB) into an 8-entry buffer; dispatch 1 instruction/cycle to a queue with room.
@@ -30,9 +36,11 @@ Timing model (cycles; see each unit's module for details):
   push tokens (when there is room).
 - GEMM/ALU body: 1 micro-op per cycle, iter_out * iter_in * (uop_end - uop_begin) cycles, plus
   the 4-stage pipeline fill/drain (`hw/core.py`); each GEMM micro-op is batch * block_in *
-  block_out MACs. Read-after-write on accumulator rows never stalls. Measured whole-machine cost of
-  one more GEMM or ALU instruction of n micro-ops: n + 8 cycles (tests/hw/test_top.py checks that
-  n more micro-ops cost exactly n more cycles).
+  block_out MACs. An ALU with use_imm=0 (and no reset) reads two accumulator rows per micro-op
+  through the one read port: 2 cycles per micro-op (2n + 3 for the loop). Read-after-write on
+  accumulator rows never stalls. Measured whole-machine cost of one more GEMM or ALU instruction of
+  n micro-ops: n + 8 cycles, 2n + 7 for an ALU with use_imm=0 (tests/hw/test_top.py checks that n
+  more micro-ops cost exactly n more cycles, 2n with use_imm=0).
 - LOAD body: 1 cycle of setup per DRAM row, one AR per burst (<= 256 beats, split at 4 KiB), the
   DRAM read latency, then per element max(1, element_bytes / bus_bytes) beats at 1 beat/cycle
   (1 element/cycle when several share a beat); padding elements 1 cycle each (`hw/dma.py`).
@@ -62,7 +70,7 @@ from .dma import geometry
 from .fetch import Fetch
 from .load import LoadUnit
 from .queues import CommandQueue, TokenQueue
-from .scratchpad import Scratchpad, chunk_write_to_row
+from .scratchpad import Scratchpad, chunk_write_to_row, narrow_row_write
 from .store import StoreUnit
 from .unit import ERROR_DEADLOCK, ERROR_NO_FINISH
 
@@ -144,12 +152,17 @@ class Accelerator(wiring.Component):
             chunk_write_to_row(m, getattr(writer, f"{memory}_write"), pad.write, chunks)
             wiring.connect(m, getattr(compute, f"{memory}_read"), pad.read0)
         _, _, acc_chunks = geometry(c, "ACC")
+        # The accumulator has one read port (the tensor core's). The store unit reads the output
+        # buffer, written with every accumulator write, each lane narrowed to out_width bits: one
+        # block RAM copy of each instead of one accumulator copy per read port.
         m.submodules.acc_scratchpad = acc = Scratchpad(c.acc_depth, c.acc_row_bytes * 8, acc_chunks,
-                                                       transparent=(True, True, False))
+                                                       transparent=(True,))
+        m.submodules.out_buffer = out = Scratchpad(c.acc_depth, c.out_row_bytes * 8, acc_chunks,
+                                                   transparent=(False,))
         wiring.connect(m, compute.acc_write, acc.write)
+        narrow_row_write(m, compute.acc_write, out.write, c.batch * c.block_out, c.acc_width, c.out_width)
         wiring.connect(m, compute.acc_read, acc.read0)
-        wiring.connect(m, compute.src_read, acc.read1)
-        wiring.connect(m, store.acc_read, acc.read2)
+        wiring.connect(m, store.out_read, out.read0)
 
         # --- run control and status -------------------------------------------------------------------
         # `fault` halts the units at once; STATUS.error shows only once they have all stopped.

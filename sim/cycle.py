@@ -41,7 +41,9 @@ Every duration is a formula of the config (bus width, element sizes) and of the 
   (+ `store_wide_cycles` when an element spans several beats). Writes do not share the read channel.
 - the run: `start_cycles` before fetch's first request, `done_cycles` after the last push.
 - GEMM / ALU body over n = iter_out * iter_in * (uop_end - uop_begin) micro-ops:
-  `n * gemm_ii + gemm_latency` / `n * alu_ii + alu_latency` (reset too: it writes n rows).
+  `n * gemm_ii + gemm_latency` / `n * alu_ii + alu_latency` (reset too: it writes n rows); an ALU
+  with use_imm=0 (and no reset) reads acc[s] and acc[d] through the accumulator's one read port:
+  `n * alu_src_ii + alu_src_latency`.
 - FINISH body: 0.
 
 Not modelled: DRAM that stalls (the harness's `stall_percent`), and a fetch burst's grant moving
@@ -74,9 +76,10 @@ class Timing:
     """Microarchitecture timing constants, in cycles: the cycle model's only free parameters.
 
     The structure and the defaults follow the RTL (`hw/top.py`: take command 1, pop 1, check 1, body,
-    push 1; micro-op loops n + 4; one AR every other cycle; the DMA's and fetch's buffers), each value
-    checked on the Verilator harness with single-instruction programs and program prefixes; the
-    validation set of `tests/sim/test_cycle.py` (`benchmarks/cycle_model.py`) is within 2 % of the
+    push 1; micro-op loops n + 4, 2n + 3 for an ALU with use_imm=0; one AR every other cycle; the
+    DMA's and fetch's buffers), each value checked on the Verilator harness with single-instruction
+    programs and program prefixes; the validation set of `tests/sim/test_cycle.py`
+    (`benchmarks/cycle_model.py`) is within 2 % of the
     RTL. `calibrate` fits chosen fields to measured cycle counts.
     """
 
@@ -101,6 +104,8 @@ class Timing:
     gemm_latency: int = 4             # the tensor core's pipeline drain (hw/core.py)
     alu_ii: int = 1                   # cycles between ALU micro-ops
     alu_latency: int = 4
+    alu_src_ii: int = 2               # ALU micro-ops with use_imm=0: two reads on the one accumulator port
+    alu_src_latency: int = 3          # (hw/core.py: 2n + 3)
     empty_loop_cycles: int = 1        # a GEMM/ALU whose loop has no micro-op (no pipeline drain)
     token_latency: int = 0            # a token pushed in cycle t can be popped in cycle t + this
 
@@ -272,7 +277,11 @@ class _Model:
             n = self.iterations(insn)
             if n == 0:
                 return t.empty_loop_cycles
-            return n * t.gemm_ii + t.gemm_latency if insn.op == "GEMM" else n * t.alu_ii + t.alu_latency
+            if insn.op == "GEMM":
+                return n * t.gemm_ii + t.gemm_latency
+            if not insn.reset and not insn.fields.get("use_imm"):
+                return n * t.alu_src_ii + t.alu_src_latency
+            return n * t.alu_ii + t.alu_latency
         return 0
 
 

@@ -1,5 +1,6 @@
-"""The tensor core alone (with its scratchpads): GEMM and ALU loops against NumPy, and the timing
-promise of `hw/core.py`: one micro-op per cycle, n + 4 cycles for n micro-ops."""
+"""The tensor core alone (with its scratchpads): GEMM and ALU loops against NumPy and the functional
+simulator's `alu_apply`, and the timing promise of `hw/core.py`: one micro-op per cycle, n + 4
+cycles for n micro-ops; an ALU with use_imm=0 (two accumulator reads on the one read port) 2n + 3."""
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from tensorweave.hw.dma import geometry
 from tensorweave.hw.scratchpad import Scratchpad
 from tensorweave.isa import Insn, Uop, build_isa
 from tensorweave.isa.program import pack, unpack
+from tensorweave.sim.functional import alu_apply
 
 
 class CoreWithScratchpads(Elaboratable):
@@ -23,7 +25,7 @@ class CoreWithScratchpads(Elaboratable):
         self.uop = Scratchpad(c.uop_depth, c.uop_width, chunks["UOP"], (False,))
         self.inp = Scratchpad(c.inp_depth, c.inp_row_bytes * 8, chunks["INP"], (False,))
         self.wgt = Scratchpad(c.wgt_depth, c.wgt_row_bytes * 8, chunks["WGT"], (False,))
-        self.acc = Scratchpad(c.acc_depth, c.acc_row_bytes * 8, chunks["ACC"], (True, True))
+        self.acc = Scratchpad(c.acc_depth, c.acc_row_bytes * 8, chunks["ACC"], (True,))
         self.acc_chunks = chunks["ACC"]
 
     def elaborate(self, platform):
@@ -34,7 +36,6 @@ class CoreWithScratchpads(Elaboratable):
         wiring.connect(m, self.core.inp_read, self.inp.read0)
         wiring.connect(m, self.core.wgt_read, self.wgt.read0)
         wiring.connect(m, self.core.acc_read, self.acc.read0)
-        wiring.connect(m, self.core.src_read, self.acc.read1)
         write = self.core.acc_write
         m.d.comb += [self.acc.write.addr.eq(write.addr), self.acc.write.data.eq(write.data),
                      self.acc.write.en.eq(write.en.replicate(self.acc_chunks))]
@@ -124,4 +125,84 @@ def test_alu_chain_reads_the_previous_micro_ops_result():
     for d, s, _ in _loop(insn, uops):
         expected[d] = expected[d] + expected[s]
     assert np.array_equal(got["acc"], expected)
-    assert got["cycles"] == 6 + 4
+    assert got["cycles"] == 2 * 6 + 3         # two accumulator reads per micro-op on the one port
+
+
+def test_alu_with_immediate_and_reset_keep_one_micro_op_per_cycle():
+    config = load_config("tiny")
+    isa = build_isa(config)
+    acc = np.arange(-12, 12).reshape(6, 4)
+    words = [isa.encode_uop(Uop(1, 0, 0)), isa.encode_uop(Uop(1, 0, 0)), isa.encode_uop(Uop(2, 1, 0))]
+    fields = {"uop_begin": 0, "uop_end": 3, "iter_out": 2, "iter_in": 1, "dst_factor_out": 3, "src_factor_out": 3}
+    got = _run(config, Insn("ALU", {**fields, "alu_opcode": 2, "use_imm": 1, "imm": -5}), words,
+               np.zeros((1, 4), int), np.zeros((1, 16), int), acc)
+    expected = acc.copy()
+    for d, _, _ in _loop(Insn("ALU", fields), [(1, 0, 0), (1, 0, 0), (2, 1, 0)]):
+        expected[d] = expected[d] - 5
+    assert np.array_equal(got["acc"], expected) and got["cycles"] == 6 + 4
+    got = _run(config, Insn("ALU", {**fields, "alu_opcode": 2, "reset": 1}), words,
+               np.zeros((1, 4), int), np.zeros((1, 16), int), acc)
+    expected = acc.copy()
+    expected[[1, 2, 4, 5]] = 0
+    assert np.array_equal(got["acc"], expected) and got["cycles"] == 6 + 4
+
+
+def _alu_case(config, op: str, a_rows, b_rows=None, imm: int | None = None):
+    """Run ALU `op` over rows 0..n-1 (dst) with sources n..2n-1 (or `imm`); (hardware, expected) rows."""
+    isa = build_isa(config)
+    n = len(a_rows)
+    acc = np.concatenate([a_rows, b_rows if b_rows is not None else np.zeros_like(a_rows)])
+    opcode = isa.enums["alu_opcode"][op]
+    fields = {"uop_begin": 0, "uop_end": 1, "iter_out": n, "iter_in": 1, "dst_factor_out": 1,
+              "src_factor_out": 1, "alu_opcode": opcode}
+    if imm is not None:
+        fields.update(use_imm=1, imm=imm)
+    got = _run(config, Insn("ALU", fields), [isa.encode_uop(Uop(0, n, 0))], np.zeros((1, config.block_in), int),
+               np.zeros((1, config.block_in * config.block_out), int), acc)
+    b = imm if imm is not None else np.asarray(b_rows, dtype=np.int64)
+    expected = alu_apply(op, np.asarray(a_rows, dtype=np.int64), b, config.acc_width)
+    return got["acc"][:n], expected, got["cycles"]
+
+
+def _edge_values(width: int) -> np.ndarray:
+    top = 2 ** (width - 1)
+    return np.array([0, 1, -1, 2, -2, 3, -3, 5, -5, 6, -6, 7, -7, 8, -8, 12, -12, top - 1, -top, -top + 1,
+                     top // 2, -top // 2, top // 2 + 1, -top // 2 - 1, 0x1234, -0x1234, 0x5A5A - top // 4, 0x2AAA])
+
+
+@pytest.mark.parametrize("name", ["tiny", "w4a8"])
+def test_rshr_rounds_to_nearest_even_as_the_functional_simulator(name):
+    """RSHR against `alu_apply`: every shift from -width - 2 to width + 2 on edge values (ties, odd and
+    even quotients, extremes), from a source row and as an immediate."""
+    config = load_config(name)
+    w, lanes = config.acc_width, config.batch * config.block_out
+    values, shifts = _edge_values(w), np.arange(-w - 2, w + 3)
+    pairs = np.array([(v, b) for v in values for b in shifts])            # every value with every shift
+    pairs = np.concatenate([pairs, pairs[:-len(pairs) % lanes]])          # whole rows of lanes
+    a, b = pairs[:, 0].reshape(-1, lanes), pairs[:, 1].reshape(-1, lanes)
+    rows = min(len(a), config.acc_depth // 2)
+    for start in range(0, len(a), rows):
+        got, expected, cycles = _alu_case(config, "RSHR", a[start:start + rows], b[start:start + rows])
+        assert np.array_equal(got, expected)
+        assert cycles == 2 * len(got) + 3
+    half = _alu_case(config, "RSHR", np.resize([1, 3, -1, -3, 5, -5, 2, 6], (2, lanes)), imm=1)[0]
+    assert half[0, :8].tolist() == [0, 2, 0, -2, 2, -2, 1, 3][:lanes]     # ties go to the even neighbour
+    rng = np.random.default_rng(3)
+    for imm in (1, 2, 3, w - 1, w, w + 1, 0, -1, -3):
+        rows = rng.integers(-2 ** (w - 1), 2 ** (w - 1), size=(3, lanes))
+        rows[0, :len(values[:lanes])] = values[:lanes]
+        got, expected, cycles = _alu_case(config, "RSHR", rows, imm=imm)
+        assert np.array_equal(got, expected), imm
+        assert cycles == 3 + 4
+
+
+@pytest.mark.parametrize("op", ["MIN", "MAX", "ADD", "SHR", "MUL"])
+def test_alu_ops_from_a_source_row_match_the_functional_simulator(op):
+    config = load_config("tiny")
+    w, lanes = config.acc_width, config.block_out
+    rng = np.random.default_rng(7)
+    a = rng.integers(-2 ** (w - 1), 2 ** (w - 1), size=(8, lanes))
+    b = rng.integers(-w - 2, w + 3, size=(8, lanes)) if op == "SHR" else rng.integers(-2 ** (w - 1), 2 ** (w - 1),
+                                                                                          size=(8, lanes))
+    got, expected, _ = _alu_case(config, op, a, b)
+    assert np.array_equal(got, expected)

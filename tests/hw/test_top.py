@@ -126,6 +126,23 @@ def test_gemm_costs_one_cycle_per_micro_op(tiny):
     assert long.cycles - short.cycles == 24
 
 
+def _alu_program(iterations: int, operand: str) -> str:
+    return f"""
+.uop dst=0 src=1 wgt=0
+load.uop dram_base=@uops y_size=1 x_size=1 x_stride=1
+alu.add {operand} uop_begin=0 uop_end=1 iter_out={iterations} iter_in=1 dst_factor_out=1 src_factor_out=1
+finish
+"""
+
+
+@pytest.mark.parametrize("operand, per_micro_op", [("use_imm imm=3", 1), ("", 2)])
+def test_alu_costs_one_cycle_per_micro_op_or_two_with_a_source_row(tiny, operand, per_micro_op):
+    """The accumulator has one read port: an ALU reading acc[s] and acc[d] takes 2 cycles per micro-op."""
+    short = simulate(assemble(_alu_program(8, operand), tiny))
+    long = simulate(assemble(_alu_program(32, operand), tiny))
+    assert long.cycles - short.cycles == 24 * per_micro_op
+
+
 @pytest.mark.parametrize("bus_width", [32, 256])
 def test_other_bus_widths(tiny, check, bus_width):
     """Elements equal to (32-bit bus) or narrower than (256-bit bus) a bus word, instructions over

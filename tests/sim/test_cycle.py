@@ -15,7 +15,7 @@ from tensorweave.sim.programs import blocked_gemm
 T = Timing(start_cycles=3, done_cycles=5, fetch_burst=16, fetch_buffer=32, fetch_burst_overhead=2,
            fetch_buffer_cycles=0, dispatch_cycles=1, queue_cycles=0, command_cycles=1, issue_cycles=2, push_cycles=1, dma_latency=10, dma_row_overhead=0,
            dma_row_min=2, pad_cycles_per_element=1, store_response=3, gemm_ii=1, gemm_latency=5, alu_ii=1,
-           alu_latency=4, empty_loop_cycles=1, token_latency=0)
+           alu_latency=4, alu_src_ii=3, alu_src_latency=6, empty_loop_cycles=1, token_latency=0)
 
 
 def variant(name: str, **changes) -> AccelConfig:
@@ -97,12 +97,16 @@ finish
 
 
 def test_alu_loop_of_n_micro_ops_is_n_plus_latency(tiny):
+    """With an immediate (or reset) one micro-op per `alu_ii`; with use_imm=0 (two reads on the
+    accumulator's one read port) one per `alu_src_ii`."""
     text = ".uop dst=0 src=1 wgt=0\nalu.add {} uop_begin=0 uop_end=1 iter_out=10 iter_in=1 dst_factor_out=2 src_factor_out=2\nfinish\n"
-    for operand in ("use_imm imm=3", ""):
+    for operand, body in (("use_imm imm=3", 10 * T.alu_ii + T.alu_latency),
+                          ("reset", 10 * T.alu_ii + T.alu_latency),
+                          ("", 10 * T.alu_src_ii + T.alu_src_latency)):
         r = estimate_cycles(assemble(text.format(operand), tiny), T, keep_timeline=True)
         start, end = spans(r)[0]
-        assert end - start == T.issue_cycles + 10 * T.alu_ii + T.alu_latency
-        assert r.alu_iterations == 10
+        assert end - start == T.issue_cycles + body, operand
+        assert r.alu_iterations == (0 if operand == "reset" else 10)
 
 
 OVERLAP = """
