@@ -121,12 +121,14 @@ def cmd_project(args: argparse.Namespace) -> int:
 def cmd_fit_table(args: argparse.Namespace) -> int:
     from ..fpga.fit import ESTIMATES, TABLE, load_estimates, refresh, render, stale_estimates, write_table
     if args.check:
-        stale = stale_estimates()
+        stale = stale_estimates(verilog=True)
         current = TABLE.is_file() and TABLE.read_text() == render(load_estimates())
         for name in stale:
-            print(f"stale estimate (its preset changed): {name}")
+            print(f"stale estimate (its preset or the accelerator's Verilog changed): {name}")
         if not current:
             print(f"{TABLE} is not the render of {ESTIMATES}: run `tensorweave fpga fit-table`")
+        if current and not stale:
+            print(f"{TABLE} is current: {len(load_estimates())} estimates, each of today's preset and Verilog")
         return 0 if current and not stale else 1
     if args.refresh:
         for path in refresh(args.presets, args.boards, progress=not args.quiet):

@@ -34,17 +34,19 @@ def test_bram36_picks_the_cheapest_aspect_ratio():
 
 def test_vta_default_counts():
     c = load_config("vta-default")
-    # the four scratchpads above, plus three 256 x 128-bit command queues of 2 blocks each
-    assert bram_count(c) == 8 + 57 + 29 + 8 + 3 * 2
+    # the four scratchpads above, the 2048 x 128-bit output buffer (8), three 256 x 128-bit command queues
+    # of 2 blocks each
+    assert bram36(2048, 128) == 8
+    assert bram_count(c) == 8 + 57 + 29 + 8 + 8 + 3 * 2
     # 256 int8 multipliers on DSPs, and 16 ALU lanes with a 32x32 MUL on 25x18 DSPs: 2 x 2 each
     assert dsp_count(c) == 256 + 16 * 4
     assert estimate_area(c).dsp == 320
 
 
 def test_shallow_memories_go_to_lut_ram():
-    tiny = load_config("tiny")  # scratchpads of 64, 32, 64 rows and 16-deep queues; micro-ops 128 deep
-    assert bram_count(tiny) == bram36(128, 32) == 1
-    assert features(tiny)["lutram_bits"] == 32 + 128 + 128 + 3 * 128
+    tiny = load_config("tiny")  # scratchpads of 64, 32, 64 rows, a 64 x 32-bit output buffer and 16-deep
+    assert bram_count(tiny) == bram36(128, 32) == 1                        # queues; micro-ops 128 deep
+    assert features(tiny)["lutram_bits"] == 32 + 128 + 128 + 32 + 3 * 128
 
 
 def test_narrow_multipliers_go_to_luts():

@@ -50,4 +50,4 @@ def test_area_command(capsys):
     assert main(["area", "vta-default"]) == 0
     out = capsys.readouterr().out
     values = dict(line.rsplit(None, 1) for line in out.splitlines()[1:])
-    assert values["dsp"] == "320" and values["bram"] == "108"  # tests/dse/test_area.py counts them by hand
+    assert values["dsp"] == "320" and values["bram"] == "116"  # tests/dse/test_area.py counts them by hand
