@@ -15,7 +15,8 @@ compute and stores overlap exactly as far as the tokens and queues allow.
 Every duration is a formula of the config (bus width, element sizes) and of the constants in
 `Timing`, checked against the RTL (see `Timing`):
 
-- the DRAM read channel (`hw/arbiter.py`, `hw/dma.py`) is modelled burst by burst: fetch and the
+- the DRAM read channel (`hw/arbiter.py`, `hw/dma.py`) is modelled burst by burst
+  (`sim/dram_channel.py`): fetch and the
   four read DMAs (UOP, ACC, INP, WGT) each request whole bursts; the arbiter grants one every
   `dma_row_min` cycles, round-robin among the readers asking, with at most 8 bursts outstanding;
   R beats come back in grant order, back to back while the head burst's reader takes them, so a
@@ -59,6 +60,7 @@ from dataclasses import dataclass, field
 from ..configs import AccelConfig
 from ..errors import TensorweaveError
 from ..isa import Insn, ISAError, Program, build_isa, element_bytes
+from .dram_channel import BOUNDARY_BYTES, BURST_MAX_BEATS, READER_UNIT, BurstChannel, Reader
 
 UNITS = ("load", "compute", "store")
 QUEUES = {("load", "compute"): "load->compute", ("compute", "load"): "compute->load",
@@ -211,18 +213,18 @@ class _Model:
     def iterations(insn: Insn) -> int:
         return insn.iter_out * insn.iter_in * max(0, insn.uop_end - insn.uop_begin)
 
-    def load_reader(self, index: int, insn: Insn, begin: int) -> _Reader:
+    def load_reader(self, index: int, insn: Insn, begin: int) -> Reader:
         """A LOAD's transfer on the read channel, its body starting at `begin`: one burst per DRAM row
         (split at 256 beats and 4 KiB), requested from `begin + 1`, padding written as it comes."""
         shape = self.shapes.get(index)
         if shape is None:
             shape = self.shapes[index] = self.load_shape(index, insn)
         bursts, lead, tail = shape
-        return _Reader(bursts, 0, begin + 1, begin + lead, tail, self.timing.dma_latency - 2,
+        return Reader(bursts, 0, begin + 1, begin + lead, tail, self.timing.dma_latency - 2,
                        begin + max(1, lead + tail), index)
 
     def load_shape(self, index: int, insn: Insn) -> tuple[list[tuple[int, int, int]], int, int]:
-        """(bursts, leading padding cycles, trailing cycles) of a LOAD; see `_Reader`."""
+        """(bursts, leading padding cycles, trailing cycles) of a LOAD; see `Reader`."""
         t, bus = self.timing, self.config.bus_bytes
         size = element_bytes(self.config, self.memory(index, insn))
         slots = max(1, bus // size)
@@ -257,7 +259,7 @@ class _Model:
     def load_alone(self, index: int, insn: Insn) -> int:
         """A LOAD's body (to its end, before pushing tokens) with the read channel to itself."""
         reader = self.load_reader(index, insn, 0)
-        channel = _BurstChannel(self.timing.dma_row_min)
+        channel = BurstChannel(self.timing.dma_row_min)
         key = self.memory(index, insn)
         return channel.arrive(key, 0, reader)[key][1] + 1
 
@@ -314,93 +316,6 @@ def estimate_cycles(program: Program, timing: Timing = DEFAULT_TIMING, keep_time
     return _Walk(model, decoded, keep_timeline).run()
 
 
-READERS = {"fetch": 0, "UOP": 1, "ACC": 2, "INP": 3, "WGT": 4}   # the arbiter's reader ports (hw/top.py)
-_READER_UNIT = {"UOP": "compute", "ACC": "compute", "INP": "load", "WGT": "load"}
-MAX_OUTSTANDING = 8                                              # the arbiter's outstanding-burst FIFO
-BURST_MAX_BEATS, BOUNDARY_BYTES = 256, 4096
-
-
-@dataclass
-class _Reader:
-    """One read port's pending transfer: bursts (R-channel cycles, consumer cycles, consumer gap after)."""
-
-    bursts: list[tuple[int, int, int]]
-    next: int          # the next burst to request
-    ready: int         # earliest cycle its next AR can be granted
-    consumer: int      # earliest cycle its consumer takes the next beat
-    tail: int          # consumer cycles after the last beat (trailing padding)
-    latency: int       # from a grant to the burst's first beat
-    done: int = -1     # when the consumer is done (fetch: its burst's first beat), once every burst is granted
-    owner: int = -1    # the LOAD's instruction index (-1: fetch)
-
-    def copy(self) -> _Reader:
-        return _Reader(self.bursts, self.next, self.ready, self.consumer, self.tail, self.latency, self.done,
-                       self.owner)
-
-
-class _BurstChannel:
-    """The DRAM read channel as the RTL has it (`hw/arbiter.py`, `hw/dma.py`): each reader requests
-    whole bursts (a DMA one per DRAM row, split at 256 beats and 4 KiB; fetch one per 4 instructions);
-    the arbiter grants one burst every `ar_spacing` cycles round-robin among the requesting readers,
-    at most `MAX_OUTSTANDING` bursts in flight; R beats come back in grant order, back to back while
-    the head burst's consumer takes them, from the reader's `latency` after the grant. A DMA consumer
-    takes one beat (or one sub-beat element) per cycle and writes padding elements in between."""
-
-    def __init__(self, ar_spacing: int):
-        self.ar_spacing = ar_spacing
-        self.readers: dict[str, _Reader] = {}
-        self.now = 0
-        self.next_grant = 0
-        self.last = 0
-        self.r_free = 0
-        self.outstanding: deque[int] = deque()   # when each granted burst's FIFO entry frees, in order
-
-    def arrive(self, key: str, now: int, reader: _Reader) -> dict[str, tuple[int, int]]:
-        """Commit every grant before `now`, add `reader`'s transfer; returns each transfer's projected
-        consumer end (fetch: its burst's first beat) assuming nothing else arrives, with its owner."""
-        self.now = now = max(now, self.now)
-        self._run(self.readers, now, commit=True)
-        self.readers[key] = reader
-        return self.projection()
-
-    def projection(self) -> dict[str, tuple[int, int]]:
-        readers = {k: r.copy() for k, r in self.readers.items()}
-        saved = (self.next_grant, self.last, self.r_free, deque(self.outstanding))
-        self._run(readers, None, commit=False)
-        self.next_grant, self.last, self.r_free, self.outstanding = saved
-        return {k: (r.owner, r.done) for k, r in readers.items()}
-
-    def _run(self, readers: dict[str, _Reader], limit: int | None, commit: bool) -> None:
-        waiting = {k: r for k, r in readers.items() if r.next < len(r.bursts)}
-        outstanding = self.outstanding
-        while waiting:
-            g = max(self.next_grant, min(r.ready for r in waiting.values()))
-            if len(outstanding) >= MAX_OUTSTANDING:
-                g = max(g, outstanding[-MAX_OUTSTANDING])
-            if limit is not None and g >= limit:
-                break
-            while outstanding and outstanding[0] <= g:
-                outstanding.popleft()
-            key = min((k for k, r in waiting.items() if r.ready <= g),
-                      key=lambda k: (READERS[k] - self.last - 1) % len(READERS))
-            r = waiting[key]
-            occupancy, consume, gap = r.bursts[r.next]
-            r.next += 1
-            start = max(g + r.latency, self.r_free, r.consumer)
-            self.r_free = start + occupancy
-            r.consumer = start + consume + gap
-            outstanding.append(self.r_free)
-            self.next_grant = g + self.ar_spacing
-            self.last = READERS[key]
-            r.ready = g + self.ar_spacing
-            if r.next == len(r.bursts):
-                r.done = (start if key == "fetch" else r.consumer + r.tail)
-                del waiting[key]
-        if commit:
-            for k in [k for k, r in readers.items() if r.next == len(r.bursts)]:
-                del readers[k]
-
-
 class _Walk:
     """The event walk. Events are taken in time order (the earliest one whose inputs are known),
     so the DRAM read channel can be handed out first come, first served."""
@@ -429,7 +344,7 @@ class _Walk:
         self.burst_first: list[int] = []   # per burst: its first beat
         self.stall_slot = 0
         self.last_dispatch = -t.dispatch_cycles
-        self.channel = _BurstChannel(t.dma_row_min)
+        self.channel = BurstChannel(t.dma_row_min)
         self.alone: dict[str, int] = {}    # per unit: its pending body's cycles had it the bus alone
 
     # --- fetch ---------------------------------------------------------------------------------
@@ -465,7 +380,7 @@ class _Walk:
             # Its beats queue on the read channel behind the bursts granted before it.
             count = min(t.fetch_burst, len(self.decoded) - self.req_pc)
             beats = count * model.insn_beats
-            reader = _Reader([(beats, beats, 0)], 0, when, 0, 0, t.fetch_burst_overhead)
+            reader = Reader([(beats, beats, 0)], 0, when, 0, 0, t.fetch_burst_overhead)
             ends = self.channel.arrive("fetch", when, reader)
             self._reproject(ends)
             self.burst_first.append(ends["fetch"][1])
@@ -484,7 +399,7 @@ class _Walk:
     def _reproject(self, ends: dict[str, tuple[int, int]]) -> None:
         """Move the end of every unit's pending LOAD to its transfer's projected end."""
         for key, (owner, done) in ends.items():
-            unit = _READER_UNIT.get(key)
+            unit = READER_UNIT.get(key)
             if unit is None:
                 continue
             pending = self.pending[unit]
