@@ -16,28 +16,11 @@ from __future__ import annotations
 import argparse
 import functools
 import os
-import statistics
 import sys
 import time
 
 import numpy as np
-
-
-def _time_pair(first, second, runs: int) -> tuple[float, float, float, float]:
-    """Median wall seconds and median process-CPU seconds of two functions, timed alternately so that a
-    busy machine slows both alike. CPU time (all threads of the process) is what a loaded machine disturbs
-    least; with --threads 1 it is the better comparison."""
-    first(), second()  # warm up (page faults, thread pools)
-    wall: tuple[list[float], list[float]] = ([], [])
-    cpu: tuple[list[float], list[float]] = ([], [])
-    for _ in range(runs):
-        for fn, w, c in ((first, wall[0], cpu[0]), (second, wall[1], cpu[1])):
-            start, start_cpu = time.perf_counter(), time.process_time()
-            fn()
-            w.append(time.perf_counter() - start)
-            c.append(time.process_time() - start_cpu)
-    return (statistics.median(wall[0]), statistics.median(wall[1]), statistics.median(cpu[0]),
-            statistics.median(cpu[1]))
+from _pairs import lsb_note, time_pair
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,12 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         ours = exe.run(feed)[graph.outputs[0]]
         theirs = session.run(None, feed)[0]
         diff = float(np.abs(ours - theirs).max())
-        note = ""
-        if precision == "int8":
-            step = float(np.abs(theirs[theirs != 0]).min()) if np.any(theirs != 0) else 1.0
-            steps = np.rint(np.abs(ours - theirs) / step)
-            note = f"{int((steps > 0).sum())}/{steps.size} outputs differ"
-        t = _time_pair(functools.partial(exe.run, feed), functools.partial(session.run, None, feed), args.runs)
+        note = lsb_note(ours, theirs) if precision == "int8" else ""
+        t = time_pair(functools.partial(exe.run, feed), functools.partial(session.run, None, feed), args.runs)
         rows.append((name, precision, compile_s, *(v * 1e3 for v in t), diff, note))
     header = (f"{'model':10s} {'precision':9s} {'compile s':>9s} {'tw wall ms':>10s} {'ort wall ms':>11s} "
               f"{'ratio':>6s} {'tw cpu ms':>9s} {'ort cpu ms':>10s} {'ratio':>6s} {'max |diff|':>10s}  notes")

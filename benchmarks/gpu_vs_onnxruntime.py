@@ -19,22 +19,11 @@ from __future__ import annotations
 import argparse
 import functools
 import os
-import statistics
 import sys
 import time
 
 import numpy as np
-
-
-def _time_pair(first, second, runs: int) -> tuple[float, float]:
-    first(), second()  # warm up (kernel JIT, page faults, thread pools)
-    wall: tuple[list[float], list[float]] = ([], [])
-    for _ in range(runs):
-        for fn, w in ((first, wall[0]), (second, wall[1])):
-            start = time.perf_counter()
-            fn()
-            w.append(time.perf_counter() - start)
-    return statistics.median(wall[0]), statistics.median(wall[1])
+from _pairs import lsb_note, time_pair
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,13 +66,9 @@ def main(argv: list[str] | None = None) -> int:
         # reference, see tensorweave.compiler.run); its default level rewrites QDQ into other int8 kernels
         theirs = reference_outputs(model, feed)[graph.outputs[0]]
         diff = float(np.abs(ours - theirs).max())
-        note = ""
-        if precision == "int8":
-            step = float(np.abs(theirs[theirs != 0]).min()) if np.any(theirs != 0) else 1.0
-            steps = np.rint(np.abs(ours - theirs) / step)
-            note = f"{int((steps > 0).sum())}/{steps.size} outputs differ"
-        t = _time_pair(functools.partial(exe.run, feed), functools.partial(session.run, None, feed), args.runs)
-        rows.append((name, precision, compile_s, *(v * 1e3 for v in t), diff, note))
+        note = lsb_note(ours, theirs) if precision == "int8" else ""
+        t = time_pair(functools.partial(exe.run, feed), functools.partial(session.run, None, feed), args.runs)
+        rows.append((name, precision, compile_s, *(v * 1e3 for v in t[:2]), diff, note))
     print(f"onnxruntime {ort.__version__}, {used_provider}; median of {args.runs} alternating runs; "
           f"{os.cpu_count()} CPUs, load average {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
     header = (f"{'model':10s} {'precision':9s} {'compile s':>9s} {'tw ms':>10s} {'ort ms':>10s} {'ratio':>7s} "
