@@ -3,7 +3,8 @@
 `OPS` lists the op types (80); `node_cases()` collects every `onnx.backend.test` node case (ONNX 1.23)
 whose single node is one of them, minus those `EXCLUDED` names with the reason; `check_case(case, rep)`
 runs one case on a prepared `onnx.backend.base.BackendRep` and raises AssertionError unless every
-output equals the expected one (float: within the case's rtol / atol; integers and bools: exactly);
+output equals the expected one (float: within the case's rtol / atol; integers and bools: exactly),
+or onnxruntime's (`onnxruntime_outputs`) where it is given;
 `format_report` prints the pass counts per op. `tests/compiler/backends/*/test_onnx_conformance.py`
 drive them.
 """
@@ -18,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["EXCLUDED", "OPS", "check_case", "format_report", "node_cases"]
+__all__ = ["EXCLUDED", "OPS", "check_case", "format_report", "node_cases", "onnxruntime_outputs"]
 
 OPS = (
     # elementwise arithmetic, comparison and logic
@@ -75,9 +76,26 @@ def node_cases(excluded: bool = False) -> list[Any]:
     return [c for c in _all_cases() if excluded or c.name not in EXCLUDED]
 
 
-def check_case(case: Any, rep: Any) -> None:
-    """Run `case` on the prepared model `rep`; AssertionError names the first mismatch."""
-    for inputs, expected in case.data_sets:
+def onnxruntime_outputs(case: Any) -> list[list[np.ndarray]] | None:
+    """onnxruntime's outputs for each of the case's input sets, or None where it cannot run the case (an
+    opset or type it does not implement)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 4
+    try:
+        session = ort.InferenceSession(case.model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        names = [i.name for i in session.get_inputs()]
+        return [session.run(None, dict(zip(names, (np.asarray(v) for v in inputs)))) for inputs, _ in case.data_sets]
+    except Exception:  # noqa: BLE001 - any refusal means: no onnxruntime reference for this case
+        return None
+
+
+def check_case(case: Any, rep: Any, reference: list[list[np.ndarray]] | None = None) -> None:
+    """Run `case` on the prepared model `rep` and compare with the case's expected outputs (or with
+    `reference`, e.g. `onnxruntime_outputs(case)`); AssertionError names the first mismatch."""
+    sets = case.data_sets if reference is None else [(i, r) for (i, _), r in zip(case.data_sets, reference)]
+    for inputs, expected in sets:
         got = rep.run(list(inputs))
         assert len(got) == len(expected)
         for g, e in zip(got, expected):
