@@ -44,22 +44,12 @@ def test_model_cuda_source_compiles(nvcc: str) -> None:
 
 @pytest.mark.slow
 def test_conformance_cuda_source_compiles(nvcc: str) -> None:
-    import importlib.util
-    import warnings
-    from pathlib import Path
-
+    from tensorweave.compiler.backends.conformance import node_cases
     from tensorweave.compiler.backends.gpu.cuda import compile_cuda
     from tensorweave.compiler.backends.gpu.executable import generate, optimize
     from tensorweave.compiler.backends.gpu.render import render
 
-    path = Path(__file__).parents[1] / "cpu" / "test_onnx_conformance.py"
-    spec = importlib.util.spec_from_file_location("tw_cpu_conformance", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        cases = [c for c in module._cases() if c.name not in module.EXCLUDED]
+    cases = node_cases()
     kernels = []
     for i, case in enumerate(cases):
         kernels += [launch.kernel for launch in generate(optimize(from_onnx(case.model)), prefix=f"c{i}").launches]
