@@ -145,14 +145,7 @@ def lower_quantize(name: str, k: KernelContext) -> list[Launch]:
     if dst not in ("int8", "uint8", "int16", "uint16") or k.in_type(0).dtype != "float32":
         k.unsupported(f"QuantizeLinear from {k.in_type(0).dtype} to {dst}")
     lo, hi = INT_RANGES[dst]
-    shape = k.in_shape(0)
-    inputs, shapes, letters = [0, 1], [shape, _axis_shape(k, shape, 1)], ["a", "s"]
-    z = "0.0f"
-    if k.has_input(2):
-        inputs.append(2)
-        shapes.append(_axis_shape(k, shape, 2))
-        letters.append("z")
-        z = "(float)z"
+    inputs, shapes, letters, z = _linear_operands(k, "0.0f", "(float)z")
     return _elementwise(name, k, f"tw_quantize(a, s, {z}, {lo}.0f, {hi}.0f)", letters, inputs, shapes)
 
 
@@ -160,15 +153,18 @@ def lower_quantize(name: str, k: KernelContext) -> list[Launch]:
 def lower_dequantize(name: str, k: KernelContext) -> list[Launch]:
     if k.in_type(0).dtype not in ("int8", "uint8", "int16", "uint16", "int32") or k.out_type().dtype != "float32":
         k.unsupported(f"DequantizeLinear from {k.in_type(0).dtype} to {k.out_type().dtype}")
+    inputs, shapes, letters, z = _linear_operands(k, "0", "(int32_t)z")
+    return _elementwise(name, k, f"(float)((int32_t)a - {z}) * s", letters, inputs, shapes)
+
+
+def _linear_operands(k: KernelContext, no_zero: str, zero: str) -> tuple[list[int], list, list[str], str]:
+    """Quantize/DequantizeLinear's operands for `_elementwise`: x as `a`, the scale as `s` and, when given,
+    the zero point as `z` (each scale and zero point along the op's axis); the zero-point expression."""
     shape = k.in_shape(0)
     inputs, shapes, letters = [0, 1], [shape, _axis_shape(k, shape, 1)], ["a", "s"]
-    z = "0"
-    if k.has_input(2):
-        inputs.append(2)
-        shapes.append(_axis_shape(k, shape, 2))
-        letters.append("z")
-        z = "(int32_t)z"
-    return _elementwise(name, k, f"(float)((int32_t)a - {z}) * s", letters, inputs, shapes)
+    if not k.has_input(2):
+        return inputs, shapes, letters, no_zero
+    return [*inputs, 2], [*shapes, _axis_shape(k, shape, 2)], [*letters, "z"], zero
 
 
 # ---- contractions ------------------------------------------------------------------------------------
