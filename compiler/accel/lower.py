@@ -236,7 +236,8 @@ def _requant_ops(e: _Emitter, plan: RequantPlan, has_bias: bool, a: int, tmp: in
         const("ADD", a, "rnd")
         const("SHR", a, "sh")
     else:
-        const("ADD", a, "rnd")                            # bias (+ 2^(n-1) + zp * 2^n without RSHR)
+        if has_bias or not plan.ties_even:                # with RSHR and no bias the row is all zeros
+            const("ADD", a, "rnd")                        # bias (+ 2^(n-1) + zp * 2^n without RSHR)
         const("RSHR" if plan.ties_even else "SHR", a, "sh")
         if plan.ties_even and plan.zero_point:
             tile("ADD", a, imm=plan.zero_point)
