@@ -84,6 +84,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.output:
         np.savez(args.output, **outputs)
         print(f"wrote {args.output}")
+    if args.profile:
+        if compiled.target != "gpu":
+            print("--profile times GPU kernels: use it with --target gpu")
+            return 2
+        from ..compiler.backends.gpu import format_profile
+
+        exe = compiled.steps[0].executable
+        print(format_profile(exe.profile(inputs), exe.device))
     ok = True
     if args.check:
         agreements = compare_outputs(compiled.graph, outputs, reference_outputs(compiled.model, inputs))
@@ -139,5 +147,7 @@ def register(subparsers) -> None:
     p.add_argument("--check-layers", action="store_true",
                    help="also run each layer on onnxruntime's inputs and compare its int8 output (isolates each "
                         "layer's rounding from differences propagated from earlier layers)")
+    p.add_argument("--profile", action="store_true",
+                   help="--target gpu: time every kernel on its own and print the slowest and the time per op type")
     p.add_argument("-o", "--output", help="write the outputs to this .npz")
     p.set_defaults(func=cmd_run)

@@ -222,12 +222,15 @@ def emit_pool(k: KernelContext) -> str:
     else:
         div = "cnt_pad" if include_pad else "cnt"
         lines.append(f"y0[p * {plane_out} + {out_index}] = ({ct})(cnt ? acc / {div} : 0);")
-    body = "\n".join(lines)
-    for d in range(spatial - 1, -1, -1):
-        body = f"for (int64_t o{d} = 0; o{d} < {out_sp[d]}; o{d}++) {{\n{body}\n}}"
+    # one loop over every output (planes x positions): independent iterations, which OpenMP threads and
+    # the GPU back end's work-items share evenly
+    out_st = strides(out_sp)
+    index = [f"const int64_t p = e / {plane_out};"] + [
+        f"const int64_t o{d} = (e / {out_st[d]}) % {out_sp[d]};" for d in range(spatial)]
+    body = "\n".join(index + lines)
     planes = x[0] * x[1]
     pragma = "#pragma omp parallel for\n" if planes * plane_out * int(np.prod(ks)) >= 65536 else ""
-    return f"{pragma}for (int64_t p = 0; p < {planes}; p++) {{\n{body}\n}}\n"
+    return f"{pragma}for (int64_t e = 0; e < {planes * plane_out}; e++) {{\n{body}\n}}\n"
 
 
 def _maxpool_2d(k: KernelContext, x: Sequence[int], y: Sequence[int], ks: list[int], st: list[int],
@@ -237,26 +240,22 @@ def _maxpool_2d(k: KernelContext, x: Sequence[int], y: Sequence[int], ks: list[i
     planes = x[0] * x[1]
     ct = k.ctype_out()
     pragma = "#pragma omp parallel for\n" if planes * oh * ow * ks[0] * ks[1] >= 65536 else ""
-    return f"""{pragma}for (int64_t p = 0; p < {planes}; p++) {{
+    return f"""{pragma}for (int64_t e = 0; e < {planes * oh * ow}; e++) {{
+  const int64_t p = e / {oh * ow}, i = (e / {ow}) % {oh}, j = e % {ow};
   const {ct} *plane = x0 + p * {h * w};
-  {ct} *out = y0 + p * {oh * ow};
-  for (int64_t i = 0; i < {oh}; i++) {{
-    const int64_t hs = i * {st[0]} - {pads[0]};
-    const int64_t r0 = hs < 0 ? (-hs + {dil[0] - 1}) / {dil[0]} : 0;
-    int64_t r1 = ({h} - hs + {dil[0] - 1}) / {dil[0]}; if (r1 > {ks[0]}) r1 = {ks[0]};
-    for (int64_t j = 0; j < {ow}; j++) {{
-      const int64_t ws = j * {st[1]} - {pads[1]};
-      const int64_t s0 = ws < 0 ? (-ws + {dil[1] - 1}) / {dil[1]} : 0;
-      int64_t s1 = ({w} - ws + {dil[1] - 1}) / {dil[1]}; if (s1 > {ks[1]}) s1 = {ks[1]};
-      {ct} acc = {lowest(k.out_type().dtype)};
-      for (int64_t r = r0; r < r1; r++)
-        for (int64_t s = s0; s < s1; s++) {{
-          const {ct} v = plane[(hs + r * {dil[0]}) * {w} + ws + s * {dil[1]}];
-          acc = v > acc ? v : acc;
-        }}
-      out[i * {ow} + j] = acc;
+  const int64_t hs = i * {st[0]} - {pads[0]};
+  const int64_t r0 = hs < 0 ? (-hs + {dil[0] - 1}) / {dil[0]} : 0;
+  int64_t r1 = ({h} - hs + {dil[0] - 1}) / {dil[0]}; if (r1 > {ks[0]}) r1 = {ks[0]};
+  const int64_t ws = j * {st[1]} - {pads[1]};
+  const int64_t s0 = ws < 0 ? (-ws + {dil[1] - 1}) / {dil[1]} : 0;
+  int64_t s1 = ({w} - ws + {dil[1] - 1}) / {dil[1]}; if (s1 > {ks[1]}) s1 = {ks[1]};
+  {ct} acc = {lowest(k.out_type().dtype)};
+  for (int64_t r = r0; r < r1; r++)
+    for (int64_t s = s0; s < s1; s++) {{
+      const {ct} v = plane[(hs + r * {dil[0]}) * {w} + ws + s * {dil[1]}];
+      acc = v > acc ? v : acc;
     }}
-  }}
+  y0[e] = acc;
 }}
 """
 
@@ -273,7 +272,8 @@ def emit_global_pool(k: KernelContext) -> str:
     else:
         body = f"double acc = 0; for (int64_t i = 0; i < {size}; i++) acc += src[i];"
         store = f"acc / {size}"
-    return f"""for (int64_t p = 0; p < {planes}; p++) {{
+    return f"""#pragma omp parallel for if ({planes * size} > 65536)
+for (int64_t p = 0; p < {planes}; p++) {{
   const {k.ctype_in(0)} *src = x0 + p * {size};
   {body}
   y0[p] = ({k.ctype_out()})({store});

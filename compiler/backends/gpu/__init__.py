@@ -14,12 +14,12 @@ device works, else OpenCL).
 """
 
 from ..cpu.cgen import UnsupportedOp
-from .executable import GPUExecutable, InputError, compile_graph, compile_graphs, generate
+from .executable import GPUExecutable, InputError, KernelTime, compile_graph, compile_graphs, format_profile, generate
 from .opencl import GPUUnavailable
 from .runtime import APIS, runtime_for
 
-__all__ = ["APIS", "GPUExecutable", "GPUUnavailable", "InputError", "UnsupportedOp", "compile_graph",
-           "compile_graphs", "generate", "runtime_for", "supported_ops"]
+__all__ = ["APIS", "GPUExecutable", "GPUUnavailable", "InputError", "KernelTime", "UnsupportedOp", "compile_graph",
+           "compile_graphs", "format_profile", "generate", "runtime_for", "supported_ops"]
 
 
 def supported_ops() -> set[str]:

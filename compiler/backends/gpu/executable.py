@@ -2,11 +2,13 @@
 
 Every value (input, constant, intermediate, output) and scratch area is a device buffer owned by the
 executable; constants are uploaded once. `run` uploads the inputs, launches the kernels in graph order on
-one in-order queue / stream and downloads the outputs.
+one in-order queue / stream and downloads the outputs. `profile` times each kernel on its own (where the
+time of a model goes, per kernel and per op type: `tensorweave run MODEL --target gpu --profile`).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +20,8 @@ from ..common import InputError, coerce_inputs
 from .ops import Launch, lower_node
 from .render import render
 
-__all__ = ["GPUExecutable", "GeneratedGPU", "InputError", "compile_graph", "compile_graphs", "generate"]
+__all__ = ["GPUExecutable", "GeneratedGPU", "InputError", "KernelTime", "compile_graph", "compile_graphs",
+           "format_profile", "generate"]
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,7 @@ class GeneratedGPU:
 
     graph: Graph
     launches: tuple[Launch, ...]
+    nodes: tuple[str, ...]  # the graph node of each launch
 
     def source(self, dialect: str) -> str:
         return render([launch.kernel for launch in self.launches], dialect)
@@ -35,11 +39,25 @@ class GeneratedGPU:
 def generate(graph: Graph, prefix: str = "tw") -> GeneratedGPU:
     """Lower every node of `graph` (raises UnsupportedOp naming the first node it cannot lower)."""
     launches: list[Launch] = []
+    nodes: list[str] = []
     for index, node in enumerate(graph.nodes):
-        launches.extend(lower_node(f"{prefix}_{index}", graph, node))
+        lowered = lower_node(f"{prefix}_{index}", graph, node)
+        launches.extend(lowered)
+        nodes.extend([node.name or f"{node.op}_{index}"] * len(lowered))
     names = [launch.kernel.name for launch in launches]
     assert len(set(names)) == len(names), "kernel names repeat"
-    return GeneratedGPU(graph, tuple(launches))
+    return GeneratedGPU(graph, tuple(launches), tuple(nodes))
+
+
+@dataclass(frozen=True)
+class KernelTime:
+    """One kernel's time in `GPUExecutable.profile`: the node it serves, its op type, how it was lowered."""
+
+    node: str
+    op: str
+    kernel: str
+    note: str
+    ms: float
 
 
 class GPUExecutable:
@@ -48,6 +66,7 @@ class GPUExecutable:
     def __init__(self, generated: GeneratedGPU, runtime: Any, program: Any, source: str) -> None:
         self.graph = generated.graph
         self.launches = generated.launches
+        self._nodes = generated.nodes
         self.runtime = runtime
         self.source = source
         self.device = runtime.description
@@ -66,6 +85,9 @@ class GPUExecutable:
         self._calls = []
         for launch, name in zip(self.launches, names):
             scratch = [runtime.alloc(n) for n in launch.scratch]
+            for temp, nbytes in launch.temps:
+                if temp not in self._buffers:
+                    self._buffers[temp] = runtime.alloc(nbytes)
             args = [self._dummy if not a else scratch[int(a[2:])] if a.startswith("#s") else self._buffers[a]
                     for a in launch.args]
             self._calls.append((kernels[name], launch.kernel.global_size, launch.kernel.local_size, args))
@@ -88,6 +110,25 @@ class GPUExecutable:
             result[name] = out
         self.runtime.finish()
         return result
+
+    def profile(self, inputs: Mapping[str, np.ndarray], repeats: int = 10) -> list[KernelTime]:
+        """Each kernel's time in launch order: the graph runs once (so every buffer holds its real data), then
+        each kernel is launched `repeats` times back to back between two waits for the device; its time is the
+        wall time over `repeats` (launch overhead included, amortized as in a real run)."""
+        self.run(inputs)
+        ops = {n.name or f"{n.op}_{i}": n.op for i, n in enumerate(self.graph.nodes)}
+        times = []
+        for (kernel, global_size, local_size, args), launch, node in zip(self._calls, self.launches, self._nodes):
+            self.runtime.launch(kernel, global_size, local_size, args)  # warm-up
+            self.runtime.finish()
+            start = time.perf_counter()
+            for _ in range(repeats):
+                self.runtime.launch(kernel, global_size, local_size, args)
+            self.runtime.finish()
+            ms = (time.perf_counter() - start) * 1e3 / repeats
+            times.append(KernelTime(node, ops.get(node, "?"), launch.kernel.name, launch.kernel.note, ms))
+        self.run(inputs)  # leave every buffer as a plain run leaves it
+        return times
 
     def __call__(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         return self.run(inputs)
@@ -125,3 +166,19 @@ def compile_graphs(graphs: Sequence[Graph], api: str = "auto", rewrite: bool = T
 def compile_graph(graph: Graph, api: str = "auto", rewrite: bool = True) -> GPUExecutable:
     """Lower, render for the runtime's dialect, build (or fetch from the cache) and load `graph`."""
     return compile_graphs([graph], api, rewrite)[0]
+
+
+def format_profile(times: Sequence[KernelTime], device: str, top: int = 12) -> str:
+    """The kernels that take the most time, then the time per op type, as text tables."""
+    total = sum(t.ms for t in times) or 1.0
+    lines = [f"GPU kernel profile on {device}: {len(times)} kernels, {total:.3f} ms in all (each timed on its own)",
+             f"{'ms':>9s} {'%':>6s}  {'node':28s} {'op':18s} lowering"]
+    for t in sorted(times, key=lambda t: -t.ms)[:top]:
+        lines.append(f"{t.ms:9.3f} {100 * t.ms / total:5.1f}%  {t.node[:28]:28s} {t.op[:18]:18s} {t.note}")
+    per_op: dict[str, list[float]] = {}
+    for t in times:
+        per_op.setdefault(t.op, []).append(t.ms)
+    lines.append(f"{'op':18s} {'kernels':>7s} {'ms':>9s} {'%':>6s}")
+    for op, values in sorted(per_op.items(), key=lambda kv: -sum(kv[1])):
+        lines.append(f"{op[:18]:18s} {len(values):7d} {sum(values):9.3f} {100 * sum(values) / total:5.1f}%")
+    return "\n".join(lines)

@@ -11,7 +11,11 @@ Two schedules, both read off a `LoopNest`:
   Operand addresses come from the nest's affine index maps; reads outside an operand are zero (conv
   padding), exactly as `evaluate` defines them. When an operand's innermost dimension is one K (or N)
   iterator with unit stride, a row length divisible by 4 and a 4-wide dtype, the tile is filled with
-  4-wide vector loads.
+  4-wide vector loads. Split K: when the output tiles are too few to fill a GPU (batch-1 convolutions
+  deep in a network: M x N small, K large), `contraction_kernels` cuts K into `splits` chunks, one
+  work-group per (tile, chunk) writing its partial sums to a scratch buffer, and a second kernel adds
+  the chunks in a fixed order and applies the epilogue (integer results stay exact; float sums are
+  regrouped, deterministically).
 - `elementwise_kernel(nest, formula, ...)` for a nest with `reduce=None` (elementwise and broadcasting
   ops): one work-item per output element (4 per work-item with vector loads and stores when every
   operand is read with the output's own index).
@@ -31,7 +35,8 @@ from ...loopnest import Affine, Binary, Cast, Const, Iterator, LoopNest, Operand
 from ...loopnest.ir import Expr
 from .render import VEC_TYPES, Kernel, Param
 
-__all__ = ["CTYPES", "Schedule", "contraction_kernel", "elementwise_kernel", "render_expr", "schedule_for"]
+__all__ = ["CTYPES", "PARTIALS", "Schedule", "contraction_kernel", "contraction_kernels", "elementwise_kernel",
+           "render_expr", "schedule_for", "splits_for"]
 
 CTYPES: dict[str, str] = {
     "float16": "half", "float32": "float", "float64": "double", "int8": "int8_t", "uint8": "uint8_t",
@@ -39,6 +44,7 @@ CTYPES: dict[str, str] = {
     "uint64": "uint64_t", "bool": "uint8_t",
 }
 BIN_C = {"add": "+", "sub": "-", "mul": "*"}
+_SIZES = {"half": 2, "float": 4, "double": 8, "int32_t": 4, "int64_t": 8, "uint32_t": 4, "uint64_t": 8}
 
 
 def strides(shape: Sequence[int]) -> list[int]:
@@ -131,6 +137,18 @@ def schedule_for(m: int, n: int) -> Schedule:
     if n >= 48:
         return Schedule(tile_m=16, tile_n=64, work_m=1, work_n=4)
     return Schedule(tile_m=16, tile_n=16, tile_k=16, work_m=1, work_n=1)
+
+
+MIN_GROUPS = 128      # work-groups a contraction should give a GPU (an H100 has 132 multiprocessors)
+MIN_CHUNK_TILES = 8   # K steps (of tile_k) per split-K chunk at least
+PARTIALS = "tw_part"  # the parameter name of the split-K partial-sum buffer
+
+
+def splits_for(groups: int, k: int, tile_k: int) -> int:
+    """How many K chunks a contraction with `groups` output tiles gets (1: no split)."""
+    if groups >= MIN_GROUPS // 2:
+        return 1
+    return max(1, min(-(-MIN_GROUPS // groups), -(-k // tile_k) // MIN_CHUNK_TILES))
 
 
 @dataclass(frozen=True)
@@ -246,11 +264,22 @@ def contraction_kernel(name: str, nest: LoopNest, params: Sequence[str], out_par
                        transforms: Sequence[str] = ("{v}", "{v}"), epilogue: str = "acc",
                        extra: Sequence[Param] = (), schedule: Schedule | None = None,
                        out_ctype: str | None = None) -> Kernel:
-    """A tiled kernel computing `nest` (reduce="add"): see the module docstring.
+    """One tiled kernel computing `nest` (reduce="add"), K not split: see the module docstring.
 
     `params[i]` names the buffer of input operand i; `transforms[i]` maps a loaded value `{v}` to the
     accumulator type (default: a plain conversion); `epilogue` maps `acc` to the stored value; `extra`
     are more read-only buffers the templates use."""
+    kernels, _ = contraction_kernels(name, nest, params, out_param, transforms, epilogue, extra, schedule,
+                                     out_ctype, splits=1)
+    return kernels[0]
+
+
+def contraction_kernels(name: str, nest: LoopNest, params: Sequence[str], out_param: str = "y0",
+                        transforms: Sequence[str] = ("{v}", "{v}"), epilogue: str = "acc",
+                        extra: Sequence[Param] = (), schedule: Schedule | None = None,
+                        out_ctype: str | None = None, splits: int | None = None) -> tuple[list[Kernel], int]:
+    """The kernels computing `nest` and the bytes of the partial-sum buffer they share (parameter
+    `PARTIALS`; 0 when there is one kernel). `splits`: K chunks (None: `splits_for` the tile count)."""
     c = split_contraction(nest)
     acc_dtype = nest.output.dtype
     acc_t = CTYPES[acc_dtype]
@@ -271,13 +300,25 @@ def contraction_kernel(name: str, nest: LoopNest, params: Sequence[str], out_par
     _, out_off = operand_access(nest.output, extents)
     out_t = out_ctype or CTYPES[nest.output.dtype]
     wm, wn = sched.work_m, sched.work_n
+    gm, gn = -(-c.m // sched.tile_m), -(-c.n // sched.tile_n)
+    k_tiles = -(-c.k // tk)
+    splits = max(1, min(splits_for(gm * gn * c.nbatch, c.k, tk) if splits is None else splits, k_tiles))
+    chunk = -(-k_tiles // splits) * tk
+    splits = -(-c.k // chunk)  # no empty chunk
+    if splits == 1:
+        z = "bz = TW_GROUP(2)"
+        k_loop = f"for (int64_t k0 = 0; k0 < {c.k}; k0 += {tk})"
+    else:
+        z = f"bz = TW_GROUP(2) / {splits}, ks = TW_GROUP(2) % {splits}"
+        k_loop = (f"const int64_t k_end = ks * {chunk} + {chunk} < {c.k} ? ks * {chunk} + {chunk} : {c.k};\n"
+                  f"  for (int64_t k0 = ks * {chunk}; k0 < k_end; k0 += {tk})")
     text = f"""  const int lx = TW_LID(0), ly = TW_LID(1), tid = ly * {lx} + lx;
-  const int64_t col0 = TW_GROUP(0) * {sched.tile_n}, row0 = TW_GROUP(1) * {sched.tile_m}, bz = TW_GROUP(2);
+  const int64_t col0 = TW_GROUP(0) * {sched.tile_n}, row0 = TW_GROUP(1) * {sched.tile_m}, {z};
 {_decompose("bz", c.batch, "  ")}  TW_LOCAL {acc_t} As[{tk}][{sched.tile_m}];
   TW_LOCAL {acc_t} Bs[{tk}][{sched.tile_n}];
   {acc_t} acc_r[{wm}][{wn}];
   for (int rm = 0; rm < {wm}; rm++) for (int rn = 0; rn < {wn}; rn++) acc_r[rm][rn] = 0;
-  for (int64_t k0 = 0; k0 < {c.k}; k0 += {tk}) {{
+  {k_loop} {{
 {load_a}{load_b}    TW_BARRIER();
     for (int kk = 0; kk < {tk}; kk++) {{
       {acc_t} a[{wm}], b[{wn}];
@@ -292,18 +333,34 @@ def contraction_kernel(name: str, nest: LoopNest, params: Sequence[str], out_par
     for (int rn = 0; rn < {wn}; rn++) {{
       const int64_t of = row0 + ly + rm * {ly}, cf = col0 + lx + rn * {lx};
       if (of >= {c.m} || cf >= {c.n}) continue;
-{_decompose("of", c.rows)}{_decompose("cf", c.cols)}      const {acc_t} acc = acc_r[rm][rn];
-      {out_param}[{out_off}] = ({out_t})({epilogue});
-    }}
 """
+    total = c.nbatch * c.m * c.n
+    store = (f"{_decompose('of', c.rows)}{_decompose('cf', c.cols)}      const {acc_t} acc = acc_r[rm][rn];\n"
+             f"      {out_param}[{out_off}] = ({out_t})({epilogue});\n")
+    if splits > 1:
+        store = f"      {PARTIALS}[ks * {total} + (bz * {c.m} + of) * {c.n} + cf] = acc_r[rm][rn];\n"
+    text += store + "    }\n"
     in_params = [Param(params[i], CTYPES[ops[i].dtype]) for i in range(len(ops))]
-    all_params = tuple(dict.fromkeys([*in_params, *extra, Param(out_param, out_t, const=False)]))
-    gm, gn = -(-c.m // sched.tile_m), -(-c.n // sched.tile_n)
+    out = Param(out_param, out_t, const=False)
     note = (f"{nest.name}: rows {','.join(it.name for it in c.rows) or '-'} (M={c.m}), cols "
             f"{','.join(it.name for it in c.cols) or '-'} (N={c.n}), reduce {','.join(it.name for it in c.red)} "
             f"(K={c.k}), batch {','.join(it.name for it in c.batch) or '-'}; tile {sched.tile_m}x{sched.tile_n}x{tk}, "
             f"{wm}x{wn} per work-item")
-    return Kernel(name, all_params, text, (gn * lx, gm * ly, c.nbatch), (lx, ly, 1), note=note)
+    grid = (gn * lx, gm * ly, c.nbatch * splits)
+    if splits == 1:
+        return [Kernel(name, tuple(dict.fromkeys([*in_params, *extra, out])), text, grid, (lx, ly, 1), note=note)], 0
+    partial_params = tuple(dict.fromkeys([*in_params, *extra, Param(PARTIALS, acc_t, const=False)]))
+    partial = Kernel(name, partial_params, text, grid, (lx, ly, 1), note=f"{note}; K in {splits} chunks of {chunk}")
+    reduce_text = f"""  const int64_t g = TW_GID(0);
+  if (g >= {total}) return;
+  const int64_t bz = g / {c.m * c.n}, of = (g / {c.n}) % {c.m}, cf = g % {c.n};
+{_decompose("bz", c.batch, "  ")}{_decompose("of", c.rows, "  ")}{_decompose("cf", c.cols, "  ")}  {acc_t} acc = 0;
+  for (int s = 0; s < {splits}; s++) acc += {PARTIALS}[s * {total} + g];
+  {out_param}[{out_off}] = ({out_t})({epilogue});
+"""
+    reduce = Kernel(f"{name}_sum", tuple(dict.fromkeys([Param(PARTIALS, acc_t), *extra, out])), reduce_text,
+                    (total,), None, note=f"{nest.name}: the {splits} K chunks added, then the epilogue")
+    return [partial, reduce], splits * total * _SIZES[acc_t]
 
 
 def elementwise_kernel(name: str, nest: LoopNest, formula: str, names: Sequence[str], params: Sequence[str],

@@ -12,7 +12,7 @@ DequantizeLinear are elementwise nests whose scalar formula comes from the CPU b
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,7 +23,7 @@ from ..cpu.cgen import INT_RANGES, KernelContext, UnsupportedOp, c_literal, is_f
 from ..cpu.elementwise import BINARY, FLOAT_ONLY, UNARY, VARIADIC
 from ..cpu.nn import conv_geometry, gemm_dims
 from .fallback import fallback_kernel, kernel_context
-from .lower import CTYPES, broadcast_nest, contraction_kernel, elementwise_kernel
+from .lower import CTYPES, PARTIALS, broadcast_nest, contraction_kernels, elementwise_kernel
 from .render import Kernel, Param
 
 __all__ = ["Launch", "lower_node", "native_ops"]
@@ -31,11 +31,13 @@ __all__ = ["Launch", "lower_node", "native_ops"]
 
 @dataclass(frozen=True)
 class Launch:
-    """One kernel and the buffers bound to its parameters (graph values, '' absent, '#s<j>' scratch)."""
+    """One kernel and the buffers bound to its parameters: graph values, '' absent, '#s<j>' scratch of this
+    launch (`scratch` bytes), '#t<name>' a temporary shared by the launches of one node (`temps` bytes)."""
 
     kernel: Kernel
     args: tuple[str, ...]
     scratch: tuple[int, ...] = ()
+    temps: tuple[tuple[str, int], ...] = ()
 
 
 Lowering = Callable[[str, KernelContext], list[Launch]]
@@ -64,6 +66,20 @@ def _launch(kernel: Kernel, k: KernelContext, inputs: list[int]) -> Launch:
     names = {f"x{i}": k.node.inputs[i] for i in inputs}
     names["y0"] = k.node.outputs[0]
     return Launch(kernel, tuple(names[p.name] for p in kernel.params))
+
+
+def _contraction(name: str, k: KernelContext, inputs: list[int], nest: LoopNest, params: list[str],
+                 transforms: tuple[str, str] = ("{v}", "{v}"), epilogue: str = "acc", extra: Sequence[Param] = (),
+                 out_ctype: str | None = None) -> list[Launch]:
+    """The launches of a contraction (two with split K, sharing the partial sums as a temporary)."""
+    kernels, partial_bytes = contraction_kernels(name, nest, params, transforms=transforms, epilogue=epilogue,
+                                                 extra=extra, out_ctype=out_ctype)
+    if not partial_bytes:
+        return [_launch(kernels[0], k, inputs)]
+    names = {f"x{i}": k.node.inputs[i] for i in inputs}
+    names.update(y0=k.node.outputs[0], **{PARTIALS: f"#t{name}"})
+    temps = ((f"#t{name}", partial_bytes),)
+    return [Launch(kern, tuple(names[p.name] for p in kern.params), temps=temps) for kern in kernels]
 
 
 def _elementwise(name: str, k: KernelContext, formula: str, letters: list[str], inputs: list[int],
@@ -217,7 +233,7 @@ def lower_matmul(name: str, k: KernelContext) -> list[Launch]:
     if k.out_type().size == 0:
         return []
     nest = matmul_nd_nest(list(k.in_shape(0)), list(k.in_shape(1)), dtype, dtype, dtype)
-    return [_launch(contraction_kernel(name, nest, ["x0", "x1"]), k, [0, 1])]
+    return _contraction(name, k, [0, 1], nest, ["x0", "x1"])
 
 
 @lowering("Gemm")
@@ -234,7 +250,7 @@ def lower_gemm(name: str, k: KernelContext) -> list[Launch]:
         epi = f"{epi} + {c_literal(beta, 'float32')} * x2[{at or '0'}]"
         extra.append(Param("x2", "float"))
         inputs.append(2)
-    return [_launch(contraction_kernel(name, nest, ["x0", "x1"], epilogue=epi, extra=extra), k, inputs)]
+    return _contraction(name, k, inputs, nest, ["x0", "x1"], epilogue=epi, extra=extra)
 
 
 @lowering("Conv")
@@ -247,7 +263,7 @@ def lower_conv(name: str, k: KernelContext) -> list[Launch]:
         epi = f"acc + x2[{_channel(int(k.attr('group', 1)) > 1, kg)}]"
         extra.append(Param("x2", "float"))
         inputs.append(2)
-    return [_launch(contraction_kernel(name, nest, ["x0", "x1"], epilogue=epi, extra=extra), k, inputs)]
+    return _contraction(name, k, inputs, nest, ["x0", "x1"], epilogue=epi, extra=extra)
 
 
 def _int_dtype(k: KernelContext, i: int) -> str:
@@ -300,9 +316,8 @@ def lower_qconv(name: str, k: KernelContext) -> list[Launch]:
     transforms = (f"(int32_t){{v}} - {xz}", f"(int32_t){{v}} - {wz}")
     epi, used = (_requant_epilogue(k, 1, 4, 6, 7, 8, ch, m) if qlinear else ("acc", []))
     extra = _extra(k, used_x + used_w + used)
-    kernel = contraction_kernel(name, nest, [f"x{xi}", f"x{wi}"], transforms=transforms, epilogue=epi, extra=extra,
-                                out_ctype=CTYPES[k.out_type().dtype])
-    return [_launch(kernel, k, [xi, wi, *used_x, *used_w, *used])]
+    return _contraction(name, k, [xi, wi, *used_x, *used_w, *used], nest, [f"x{xi}", f"x{wi}"],
+                        transforms=transforms, epilogue=epi, extra=extra, out_ctype=CTYPES[k.out_type().dtype])
 
 
 # (a, a_scale, a_zp, b, b_scale, b_zp, bias, y_scale, y_zp); None = not an input of the op
@@ -335,9 +350,8 @@ def lower_qmatmul(name: str, k: KernelContext) -> list[Launch]:
             k.unsupported("a per-row scale for the left operand")
         epi, used = _requant_epilogue(k, as_i, bs_i, ys_i, yz_i, bias_i, "it_j", n)
     extra = _extra(k, used_a + used_b + used)
-    kernel = contraction_kernel(name, nest, [f"x{ai}", f"x{bi}"], transforms=transforms, epilogue=epi, extra=extra,
-                                out_ctype=CTYPES[k.out_type().dtype])
-    return [_launch(kernel, k, [ai, bi, *used_a, *used_b, *used])]
+    return _contraction(name, k, [ai, bi, *used_a, *used_b, *used], nest, [f"x{ai}", f"x{bi}"],
+                        transforms=transforms, epilogue=epi, extra=extra, out_ctype=CTYPES[k.out_type().dtype])
 
 
 def lower_node(name: str, graph: Graph, node: Node) -> list[Launch]:

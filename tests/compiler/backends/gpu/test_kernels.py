@@ -53,6 +53,7 @@ def float_cases() -> list[tuple[onnx.ModelProto, dict[str, np.ndarray]]]:
     x, w, bias = _f(2, 8, 21, 19), _f(16, 4, 3, 3), _f(16)
     ga, gb, gc = _f(40, 70), _f(90, 40), _f(90)
     big, row, tall = _f(4, 64, 33), _f(33), _f(100, 37)
+    deep, skinny = _f(1, 256, 7, 7), _f(8, 1000)
     return [
         (_model("MatMul", {"a": a, "b": b}, {}, np.float32, [2, 130, 100]), {"a": a, "b": b}),
         (_model("MatMul", {"a": _f(3, 1, 5, 7)}, {"b": _f(2, 7, 9)}, np.float32, [3, 2, 5, 9]),
@@ -66,6 +67,10 @@ def float_cases() -> list[tuple[onnx.ModelProto, dict[str, np.ndarray]]]:
         (_model("MatMul", {"a": tall}, {"b": _f(37, 12)}, np.float32, [100, 12]), {"a": tall}),  # 64x16 tiles
         (_model("Add", {"p": big, "q": row}, {}, np.float32, [4, 64, 33]), {"p": big, "q": row}),
         (_model("Mul", {"p": big, "q": big}, {}, np.float32, [4, 64, 33]), {"p": big, "q": big}),
+        # few output tiles, deep K: split K (a batch-1 conv deep in a network; a skinny MatMul)
+        (_model("Conv", {"x": deep}, {"w": _f(64, 256, 3, 3), "bias": _f(64)}, np.float32, [1, 64, 7, 7],
+                pads=[1, 1, 1, 1]), {"x": deep}),
+        (_model("MatMul", {"a": skinny}, {"b": _f(1000, 40)}, np.float32, [8, 40]), {"a": skinny}),
     ]
 
 
@@ -82,6 +87,7 @@ def int8_cases() -> list[tuple[onnx.ModelProto, dict[str, np.ndarray]]]:
            "y_zp": np.array(10, np.uint8)}
     ma, mb = _u8(3, 50, 64), _s8(64, 72)
     cx, cw = _u8(1, 8, 9, 9), _s8(12, 8, 3, 3)
+    dx, da, db = _u8(1, 128, 7, 7), _u8(3, 5, 512), _s8(512, 6)
     return [
         (_model("QLinearConv", {"x": x}, qconv, np.uint8, [2, 32, 8, 7], pads=[1, 1, 1, 1], strides=[2, 2]),
          {"x": x}),
@@ -91,6 +97,11 @@ def int8_cases() -> list[tuple[onnx.ModelProto, dict[str, np.ndarray]]]:
          {"a": ma, "b": mb}),
         (_model("ConvInteger", {"x": cx, "w": cw}, {"x_zp": np.array(100, np.uint8)}, np.int32, [1, 12, 9, 9],
                 pads=[1, 1, 1, 1]), {"x": cx, "w": cw}),
+        # split K: the chunks' int32 partial sums must add up exactly, then requantize (bias, zero points)
+        (_model("QLinearConv", {"x": dx}, dict(qconv, w=_s8(32, 128, 3, 3)), np.uint8, [1, 32, 7, 7],
+                pads=[1, 1, 1, 1]), {"x": dx}),
+        (_model("MatMulInteger", {"a": da, "b": db}, {"a_zp": np.array(9, np.uint8), "b_zp": np.array(1, np.int8)},
+                np.int32, [3, 5, 6]), {"a": da, "b": db}),
     ]
 
 
@@ -112,10 +123,14 @@ def test_float_kernels_opencl(opencl: str) -> None:
     exes = _run_all(opencl, float_cases(), exact=False)
     matmul = exes[0].source
     assert "TW_VLOAD4(float" in matmul and "TW_LOCAL float As[16][64]" in matmul  # tiled, vector loads
+    assert [len(exe.launches) for exe in exes[-2:]] == [2, 2]  # split K: partial sums + their sum
+    assert "K in 18 chunks of 128" in exes[-2].launches[0].kernel.note
 
 
 def test_int8_kernels_opencl(opencl: str) -> None:
-    _run_all(opencl, int8_cases(), exact=True)
+    exes = _run_all(opencl, int8_cases(), exact=True)
+    assert [len(exe.launches) for exe in exes[-2:]] == [2, 2]
+    assert "K in 9 chunks" in exes[-2].launches[0].kernel.note and "K in 4 chunks" in exes[-1].launches[0].kernel.note
 
 
 @pytest.mark.gpu

@@ -56,6 +56,35 @@ def test_cli_run_gpu_check(opencl: str, models: dict[str, str], capsys: pytest.C
     assert "ran on the GPU (OpenCL:" in out and "AGREES with onnxruntime" in out and "10/10 equal" in out
 
 
+def test_profile_times_every_kernel_of_the_model(opencl: str, models: dict[str, str],
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from tensorweave.cli import main
+    from tensorweave.compiler.backends.gpu import format_profile
+    from tensorweave.compiler.pipeline import compile_model
+
+    compiled = compile_model(models["float32"], None, target="gpu", gpu_api=opencl)
+    exe = compiled.steps[0].executable
+    inputs = compiled.random_inputs(seed=1)
+    before = exe.run(inputs)
+    times = exe.profile(inputs, repeats=2)
+    assert [t.kernel for t in times] == [launch.kernel.name for launch in exe.launches]
+    assert all(t.ms > 0 for t in times)
+    convs = [n.name for n in exe.graph.nodes if n.op == "Conv"]
+    assert sorted({t.node for t in times if t.op == "Conv"}) == sorted(convs)
+    after = exe.run(inputs)  # profiling leaves the executable as it was
+    assert all((before[k] == after[k]).all() for k in before)
+    text = format_profile(times, exe.device, top=3)
+    total = sum(t.ms for t in times)
+    assert f"{len(times)} kernels, {total:.3f} ms" in text
+    assert len([line for line in text.splitlines()[2:] if "%  " in line]) == 3  # the 3 slowest kernels
+    assert any(line.split()[:2] == ["Conv", str(len(convs))] for line in text.splitlines())
+
+    assert main(["run", models["float32"], "--target", "gpu", "--gpu-api", opencl, "--profile"]) == 0
+    assert "GPU kernel profile on OpenCL" in capsys.readouterr().out
+    assert main(["run", models["float32"], "--target", "cpu", "--profile"]) == 2
+    assert "use it with --target gpu" in capsys.readouterr().out
+
+
 def test_missing_pyopencl_is_one_line(models: dict[str, str], monkeypatch: pytest.MonkeyPatch,
                                       capsys: pytest.CaptureFixture[str]) -> None:
     from tensorweave.cli import main
