@@ -144,6 +144,21 @@ class CudaRuntime:
         params = np.array([h.ctypes.data for h in holders], dtype=np.uint64)
         _check(self._cu.cuLaunchKernel(kernel, *grid, *block, 0, self.stream, params.ctypes.data, 0))
 
+    def record(self, calls: list[tuple[Any, tuple[int, ...], tuple[int, ...] | None, list[Any]]]) -> Any:
+        """`calls` (kernel, global size, local size, args) captured once as a CUDA graph: one `replay` then
+        launches them all (a model's tens of small kernels cost one launch instead of one each)."""
+        cu = self._cu
+        _check(cu.cuStreamBeginCapture(self.stream, cu.CUstreamCaptureMode.CU_STREAM_CAPTURE_MODE_THREAD_LOCAL))
+        try:
+            for kernel, global_size, local_size, args in calls:
+                self.launch(kernel, global_size, local_size, args)
+        finally:
+            graph = _check(cu.cuStreamEndCapture(self.stream))
+        return _check(cu.cuGraphInstantiate(graph, 0))
+
+    def replay(self, recorded: Any) -> None:
+        _check(self._cu.cuGraphLaunch(recorded, self.stream))
+
     def finish(self) -> None:
         _check(self._cu.cuStreamSynchronize(self.stream))
 

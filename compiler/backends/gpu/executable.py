@@ -2,8 +2,9 @@
 
 Every value (input, constant, intermediate, output) and scratch area is a device buffer owned by the
 executable; constants are uploaded once. `run` uploads the inputs, launches the kernels in graph order on
-one in-order queue / stream and downloads the outputs. `profile` times each kernel on its own (where the
-time of a model goes, per kernel and per op type: `tensorweave run MODEL --target gpu --profile`).
+one in-order queue / stream (on CUDA: recorded once as a CUDA graph and replayed) and downloads the
+outputs. `profile` times each kernel on its own (where the time of a model goes, per kernel and per op
+type: `tensorweave run MODEL --target gpu --profile`).
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ class GPUExecutable:
             if name in self._buffers:
                 runtime.upload(self._buffers[name], np.asarray(value, dtype=graph.types[name].dtype))
         self._dummy = runtime.alloc(16)
+        self._recorded: Any = None
         self._calls = []
         for launch, name in zip(self.launches, names):
             scratch = [runtime.alloc(n) for n in launch.scratch]
@@ -97,8 +99,7 @@ class GPUExecutable:
         graph = self.graph
         for name, array in coerce_inputs(graph, inputs).items():
             self.runtime.upload(self._buffers[name], array)
-        for kernel, global_size, local_size, args in self._calls:
-            self.runtime.launch(kernel, global_size, local_size, args)
+        self._launch_all()
         result = {}
         for name in graph.outputs:
             t = graph.types[name]
@@ -110,6 +111,21 @@ class GPUExecutable:
             result[name] = out
         self.runtime.finish()
         return result
+
+    def _launch_all(self) -> None:
+        record = getattr(self.runtime, "record", None)
+        if record is not None and self._recorded is None and self._calls:
+            self._recorded = record(self._calls)
+        if self._recorded is not None:
+            self.runtime.replay(self._recorded)
+            return
+        for kernel, global_size, local_size, args in self._calls:
+            self.runtime.launch(kernel, global_size, local_size, args)
+
+    @property
+    def launch_mode(self) -> str:
+        """How `run` launches the kernels: "graph" (recorded once, CUDA) or "stream" (one by one)."""
+        return "graph" if self._recorded is not None else "stream"
 
     def profile(self, inputs: Mapping[str, np.ndarray], repeats: int = 10) -> list[KernelTime]:
         """Each kernel's time in launch order: the graph runs once (so every buffer holds its real data), then

@@ -31,6 +31,7 @@ def _check(api: str, path: str) -> None:
     outputs = compiled.run(inputs)
     agreements = compare_outputs(compiled.graph, outputs, reference_outputs(compiled.model, inputs))
     assert agreements and all(a.ok for a in agreements), agreements
+    assert compiled.steps[0].executable.launch_mode == ("graph" if api == "cuda" else "stream")
     if "int8" in path:  # the QDQ groups ran as integer kernels and match onnxruntime exactly
         ops = {n.op for n in compiled.steps[0].executable.graph.nodes}
         assert "QLinearConv" in ops and "Conv" not in ops
