@@ -18,6 +18,7 @@ import numpy as np
 
 from ...graph import Graph
 from ..common import InputError, coerce_inputs
+from .fuse import fuse_elementwise
 from .ops import Launch, lower_node
 from .render import render
 
@@ -37,14 +38,17 @@ class GeneratedGPU:
         return render([launch.kernel for launch in self.launches], dialect)
 
 
-def generate(graph: Graph, prefix: str = "tw") -> GeneratedGPU:
-    """Lower every node of `graph` (raises UnsupportedOp naming the first node it cannot lower)."""
+def generate(graph: Graph, prefix: str = "tw", fuse: bool = True) -> GeneratedGPU:
+    """Lower every node of `graph` (raises UnsupportedOp naming the first node it cannot lower); `fuse`:
+    trees of elementwise nodes run as one kernel (`fuse.fuse_elementwise`)."""
+    lowered = [lower_node(f"{prefix}_{index}", graph, node) for index, node in enumerate(graph.nodes)]
+    if fuse:
+        lowered = fuse_elementwise(graph, lowered)
     launches: list[Launch] = []
     nodes: list[str] = []
-    for index, node in enumerate(graph.nodes):
-        lowered = lower_node(f"{prefix}_{index}", graph, node)
-        launches.extend(lowered)
-        nodes.extend([node.name or f"{node.op}_{index}"] * len(lowered))
+    for index, (node, node_launches) in enumerate(zip(graph.nodes, lowered)):
+        launches.extend(node_launches)
+        nodes.extend([node.name or f"{node.op}_{index}"] * len(node_launches))
     names = [launch.kernel.name for launch in launches]
     assert len(set(names)) == len(names), "kernel names repeat"
     return GeneratedGPU(graph, tuple(launches), tuple(nodes))
@@ -166,22 +170,23 @@ def optimize(graph: Graph) -> Graph:
 
 
 def compile_graphs(graphs: Sequence[Graph], api: str = "auto", rewrite: bool = True,
-                   optimize_kernels: bool = True) -> list[GPUExecutable]:
+                   optimize_kernels: bool = True, fuse: bool = True) -> list[GPUExecutable]:
     """Compile several graphs into ONE program (one compiler invocation for all their kernels);
     `rewrite` applies `optimize` first; `optimize_kernels=False` builds OpenCL without compiler
-    optimizations (same results, quicker builds, slower kernels: for many tiny test graphs)."""
+    optimizations (same results, quicker builds, slower kernels: for many tiny test graphs); `fuse`
+    runs trees of elementwise nodes as one kernel."""
     runtime = _runtime(api)
     graphs = [optimize(g) for g in graphs] if rewrite else list(graphs)
-    generated = [generate(g, prefix=f"tw{i}") for i, g in enumerate(graphs)]
+    generated = [generate(g, prefix=f"tw{i}", fuse=fuse) for i, g in enumerate(graphs)]
     dialect = runtime.api
     source = render([launch.kernel for gen in generated for launch in gen.launches], dialect)
     program = runtime.build(source, optimize_kernels)
     return [GPUExecutable(gen, runtime, program, source) for gen in generated]
 
 
-def compile_graph(graph: Graph, api: str = "auto", rewrite: bool = True) -> GPUExecutable:
+def compile_graph(graph: Graph, api: str = "auto", rewrite: bool = True, fuse: bool = True) -> GPUExecutable:
     """Lower, render for the runtime's dialect, build (or fetch from the cache) and load `graph`."""
-    return compile_graphs([graph], api, rewrite)[0]
+    return compile_graphs([graph], api, rewrite, fuse=fuse)[0]
 
 
 def format_profile(times: Sequence[KernelTime], device: str, top: int = 12) -> str:

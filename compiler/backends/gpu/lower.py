@@ -365,9 +365,10 @@ def contraction_kernels(name: str, nest: LoopNest, params: Sequence[str], out_pa
 
 def elementwise_kernel(name: str, nest: LoopNest, formula: str, names: Sequence[str], params: Sequence[str],
                        out_param: str = "y0", out_ctype: str | None = None,
-                       in_ctypes: Sequence[str] | None = None) -> Kernel:
+                       in_ctypes: Sequence[str] | None = None, prelude: str = "") -> Kernel:
     """One output element per work-item: `out = formula` with `names[i]` bound to input operand i
-    (`in_ctypes` overrides the C types read off the operands' dtypes, e.g. for uint32)."""
+    (`in_ctypes` overrides the C types read off the operands' dtypes, e.g. for uint32); `prelude`:
+    statements run per element before `formula` (a fused kernel's intermediate values)."""
     extents = {it.name: it.extent for it in nest.iterators}
     total = math.prod(extents.values()) if extents else 1
     out_t = out_ctype or CTYPES[nest.output.dtype]
@@ -383,7 +384,7 @@ def elementwise_kernel(name: str, nest: LoopNest, formula: str, names: Sequence[
         lines.append(f"  tw_vec4_{out_t} r;")
         for f in "xyzw":
             decl = " ".join(f"const {t} {n} = in{j}.{f};" for j, (n, t) in enumerate(zip(names, in_t)))
-            lines.append(f"  {{ {decl} r.{f} = ({out_t})({formula}); }}")
+            lines.append(f"  {{ {decl} {prelude}r.{f} = ({out_t})({formula}); }}")
         lines.append(f"  TW_VSTORE4({out_t}, r, g, {out_param});")
         body = "\n".join(lines) + "\n"
         return Kernel(name, all_params, body, (total // 4,), None, note=f"{nest.name}: 4 elements per work-item")
@@ -394,6 +395,8 @@ def elementwise_kernel(name: str, nest: LoopNest, formula: str, names: Sequence[
         read = f"{p}[{off}]" if cond == "1" else f"({cond}) ? {p}[{off}] : 0"
         lines.append(f"  const {t} {n} = {read};")
     _, out_off = operand_access(nest.output, extents)
+    if prelude:
+        lines.append(f"  {prelude}")
     lines.append(f"  {out_param}[{out_off}] = ({out_t})({formula});")
     return Kernel(name, all_params, "\n".join(lines) + "\n", (total,), None,
                   note=f"{nest.name}: 1 element per work-item")

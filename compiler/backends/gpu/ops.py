@@ -26,7 +26,7 @@ from .fallback import fallback_kernel, kernel_context
 from .lower import CTYPES, PARTIALS, broadcast_nest, contraction_kernels, elementwise_kernel
 from .render import Kernel, Param
 
-__all__ = ["Launch", "lower_node", "native_ops"]
+__all__ = ["Elementwise", "Launch", "lower_node", "native_ops"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,23 @@ class Launch:
     args: tuple[str, ...]
     scratch: tuple[int, ...] = ()
     temps: tuple[tuple[str, int], ...] = ()
+    elementwise: Elementwise | None = None  # what an elementwise kernel computes (for fusion, fuse.py)
+
+
+@dataclass(frozen=True)
+class Elementwise:
+    """An elementwise node as a formula: `letters[i]` is graph value `inputs[i]` read with `shapes[i]`
+    (broadcast to `out_shape`)."""
+
+    op: str
+    formula: str
+    letters: tuple[str, ...]
+    inputs: tuple[str, ...]
+    shapes: tuple[tuple[int, ...], ...]
+    in_dtypes: tuple[str, ...]
+    output: str
+    out_shape: tuple[int, ...]
+    out_dtype: str
 
 
 Lowering = Callable[[str, KernelContext], list[Launch]]
@@ -88,10 +105,15 @@ def _elementwise(name: str, k: KernelContext, formula: str, letters: list[str], 
     if out.size == 0:
         return []
     in_shapes = shapes or [k.in_shape(i) for i in inputs]
-    nest = broadcast_nest(k.op, out.shape, in_shapes, [k.in_type(i).dtype for i in inputs], out.dtype)
+    in_dtypes = [k.in_type(i).dtype for i in inputs]
+    nest = broadcast_nest(k.op, out.shape, in_shapes, in_dtypes, out.dtype)
     kernel = elementwise_kernel(name, nest, formula, letters, [f"x{i}" for i in inputs],
-                                out_ctype=CTYPES[out.dtype], in_ctypes=[CTYPES[k.in_type(i).dtype] for i in inputs])
-    return [_launch(kernel, k, inputs)]
+                                out_ctype=CTYPES[out.dtype], in_ctypes=[CTYPES[d] for d in in_dtypes])
+    spec = Elementwise(k.op, formula, tuple(letters), tuple(k.node.inputs[i] for i in inputs),
+                       tuple(tuple(s) for s in in_shapes), tuple(in_dtypes), k.node.outputs[0], tuple(out.shape),
+                       out.dtype)
+    launch = _launch(kernel, k, inputs)
+    return [Launch(launch.kernel, launch.args, elementwise=spec)]
 
 
 def _ocl_formula(formula: str) -> str:

@@ -9,7 +9,10 @@ the prelude that defines those macros and the kernel signature (`__kernel` + `__
 Macros a body may use: `TW_GID(d)`, `TW_LID(d)`, `TW_GROUP(d)`, `TW_GSIZE(d)` (int64 global id, int local
 id, int64 group id, int64 global size of dimension d in 0..2), `TW_GLOBAL` (pointer qualifier),
 `TW_LOCAL` (a local / shared array declaration), `TW_BARRIER()`, `TW_VLOAD4(T, i, p)` (the i-th aligned
-group of 4 elements of p as a `tw_vec4_T` with fields `.x .y .z .w`) and `TW_VSTORE4(T, v, i, p)`.
+group of 4 elements of p as a `tw_vec4_T` with fields `.x .y .z .w`), `TW_VSTORE4(T, v, i, p)`, and
+`TW_F32(x)` / `TW_F64(x)`: x rounded to float / double where it stands, never merged with the arithmetic
+around it into a fused multiply-add (nvcc contracts across statements; OpenCL C only within one
+expression), so a fused kernel's intermediate values round as the stored values of unfused kernels do.
 """
 
 from __future__ import annotations
@@ -68,6 +71,8 @@ typedef float4 tw_vec4_float; typedef int4 tw_vec4_int32_t;
 typedef char4 tw_vec4_int8_t; typedef uchar4 tw_vec4_uint8_t;
 #define TW_VLOAD4(T, i, p) vload4((i), (p))
 #define TW_VSTORE4(T, v, i, p) vstore4((v), (i), (p))
+#define TW_F32(x) (x)
+#define TW_F64(x) (x)
 #define NULL 0
 static void tw_memcpy(__global uchar *d, __global const uchar *s, long n) { for (long i = 0; i < n; i++) d[i] = s[i]; }
 static void tw_memset(__global uchar *d, int v, long n) { for (long i = 0; i < n; i++) d[i] = (uchar)v; }
@@ -105,6 +110,8 @@ struct __align__(4) tw_vec4_int8_t { int8_t x, y, z, w; };
 struct __align__(4) tw_vec4_uint8_t { uint8_t x, y, z, w; };
 #define TW_VLOAD4(T, i, p) (reinterpret_cast<const tw_vec4_##T *>(p)[(i)])
 #define TW_VSTORE4(T, v, i, p) (reinterpret_cast<tw_vec4_##T *>(p)[(i)] = (v))
+#define TW_F32(x) __fadd_rn((x), -0.0f)
+#define TW_F64(x) __dadd_rn((x), -0.0)
 __device__ static inline int tw_requant(int acc, float scale, int zp, int lo, int hi) {
   float v = rintf(__fmul_rn((float)acc, scale)) + (float)zp;
   v = v < (float)lo ? (float)lo : (v > (float)hi ? (float)hi : v);
