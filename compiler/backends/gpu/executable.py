@@ -161,12 +161,12 @@ def _runtime(api: str) -> Any:
 
 
 def optimize(graph: Graph) -> Graph:
-    """The CPU back end's graph rewrites that keep kernels plain ONNX: BatchNormalization folded into the
-    conv before it, QDQ groups fused into QLinearConv / QLinearMatMul / com.microsoft.QGemm (so QDQ
-    models run the int8 kernels, as onnxruntime does)."""
-    from ..cpu.fuse import fold_batchnorm, fuse_qdq
+    """The CPU back end's graph rewrites (`cpu.fuse.CPU_PIPELINE`): BatchNormalization folded into the conv
+    before it, QDQ groups fused into QLinearConv / QLinearMatMul / com.microsoft.QGemm (so QDQ models run
+    the int8 kernels, as onnxruntime does), and a float Conv's Relu computed in its epilogue."""
+    from ..cpu.fuse import optimize as cpu_rewrites
 
-    return fuse_qdq(fold_batchnorm(graph))
+    return cpu_rewrites(graph)
 
 
 def compile_graphs(graphs: Sequence[Graph], api: str = "auto", rewrite: bool = True,

@@ -19,7 +19,7 @@ import numpy as np
 
 from ...graph import Graph, Node
 from ...loopnest import Affine, Cast, Conv2dParams, Iterator, LoopNest, Operand, Read, conv2d_nest, gemm_nest, mul
-from ..cpu.cgen import INT_RANGES, KernelContext, UnsupportedOp, c_literal, is_float
+from ..cpu.cgen import FUSED_RELU, INT_RANGES, KernelContext, UnsupportedOp, c_literal, is_float
 from ..cpu.elementwise import BINARY, FLOAT_ONLY, UNARY, VARIADIC
 from ..cpu.nn import conv_geometry, gemm_dims
 from .fallback import fallback_kernel, kernel_context
@@ -285,6 +285,8 @@ def lower_conv(name: str, k: KernelContext) -> list[Launch]:
         epi = f"acc + x2[{_channel(int(k.attr('group', 1)) > 1, kg)}]"
         extra.append(Param("x2", "float"))
         inputs.append(2)
+    if k.attr(FUSED_RELU, 0):  # the conv's only reader was a Relu (cpu.fuse.fuse_relu)
+        epi = f"(TW_F32({epi}) > 0.0f ? TW_F32({epi}) : 0.0f)"
     return _contraction(name, k, inputs, nest, ["x0", "x1"], epilogue=epi, extra=extra)
 
 

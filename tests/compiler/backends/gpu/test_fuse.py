@@ -89,3 +89,23 @@ def test_fusion_on_cuda_changes_no_bit(cuda: str) -> None:
     plain = compile_graph(graph, cuda, rewrite=False, fuse=False).run({"x": x})
     for name in ("y1", "y2", "m"):
         np.testing.assert_array_equal(got[name], plain[name], err_msg=name)
+
+
+def test_float_conv_computes_its_relu_and_add_relu_fuse(opencl: str) -> None:
+    from tensorweave.compiler.backends.cpu.cgen import FUSED_RELU
+    from tensorweave.compiler.backends.gpu import compile_graph
+    from tensorweave.compiler.models import small_cnn
+    from tensorweave.compiler.run import reference_outputs
+
+    model = small_cnn(seed=4)
+    graph = from_onnx(model)
+    exe = compile_graph(graph, opencl)
+    ops = [n.op for n in exe.graph.nodes]
+    # conv -> BN -> relu three times: BN folds, the relu runs in the conv's epilogue; the relu after the
+    # residual add fuses with it into one elementwise kernel
+    assert ops.count("Relu") == 1 and all(n.attrs.get(FUSED_RELU) for n in exe.graph.nodes if n.op == "Conv")
+    assert "Add+Relu: " in exe.source and len(exe.launches) == len(exe.graph.nodes) - 1
+    x = RNG.standard_normal(graph.types[graph.inputs[0]].shape).astype(np.float32)
+    out = graph.outputs[0]
+    np.testing.assert_allclose(exe.run({graph.inputs[0]: x})[out], reference_outputs(model, {graph.inputs[0]: x})[out],
+                               rtol=1e-4, atol=1e-4)
