@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--precisions", nargs="+", default=["float32", "int8"], choices=["float32", "int8"])
     parser.add_argument("--api", choices=["auto", "opencl", "cuda"], default="auto")
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--tensor-cores", action="store_true", help="CUDA: int8 contractions on wmma kernels")
     args = parser.parse_args(argv)
 
     runtime = runtime_for(args.api)
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
             model = quantize_model(model, samples=4)
         graph = from_onnx(model)
         start = time.perf_counter()
-        exe = compile_graph(graph, args.api)
+        exe = compile_graph(graph, args.api, tensor_cores=args.tensor_cores)
         x = np.random.default_rng(1).standard_normal(graph.types[graph.inputs[0]].shape).astype(np.float32)
         feed = {graph.inputs[0]: x}
         ours = exe.run(feed)[graph.outputs[0]]  # the first run includes PoCL's per-kernel JIT: part of compiling

@@ -37,7 +37,7 @@ def _compile(args: argparse.Namespace, progress: bool):
         return load_compiled(args.model, progress=progress)
     return compile_model(args.model, args.config, target=args.target,
                          input_shapes=parse_input_shapes(args.input_shape), progress=progress,
-                         gpu_api=getattr(args, "gpu_api", "auto"))
+                         gpu_api=getattr(args, "gpu_api", "auto"), tensor_cores=getattr(args, "tensor_cores", False))
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
@@ -126,6 +126,9 @@ def register(subparsers) -> None:
         p.add_argument("--target", choices=("accel", "cpu", "gpu"), default="accel")
         p.add_argument("--gpu-api", choices=("auto", "opencl", "cuda"), default="auto",
                        help="--target gpu: CUDA or OpenCL (auto: CUDA when a CUDA device works, else OpenCL)")
+        p.add_argument("--tensor-cores", action="store_true",
+                       help="--target gpu on CUDA: int8 x int8 convolutions and matrix products on Tensor Cores "
+                            "(wmma; exact)")
         p.add_argument("--input-shape", action="append", metavar="NAME=D0,D1,...", help="fix a dynamic input shape")
 
     p = subparsers.add_parser("compile", help="compile an ONNX model for the accelerator (+ CPU) and show the plan",

@@ -389,8 +389,9 @@ def graph_passes(config: AccelConfig | None, target: str, refused: dict[str, str
 
 def compile_model(model: onnx.ModelProto | str | Path | Graph, config: AccelConfig | str | None = "vta-default",
                   target: str = "accel", input_shapes: Mapping[str, Sequence[int]] | None = None,
-                  progress: bool = False, gpu_api: str = "auto") -> CompiledModel:
-    """Compile a (QDQ-quantized, for the accelerator) ONNX model for `target` "accel" or "cpu"."""
+                  progress: bool = False, gpu_api: str = "auto", tensor_cores: bool = False) -> CompiledModel:
+    """Compile a (QDQ-quantized, for the accelerator) ONNX model for `target` "accel", "cpu" or "gpu"
+    (`gpu_api`: auto, opencl or cuda; `tensor_cores`: int8 contractions on CUDA wmma kernels)."""
     if target not in TARGETS:
         raise PipelineError(f"target must be one of {', '.join(TARGETS)}, not '{target}'")
     if isinstance(model, Graph):
@@ -408,7 +409,8 @@ def compile_model(model: onnx.ModelProto | str | Path | Graph, config: AccelConf
         fused = graph_pass(fused)
     if target == "gpu":  # the whole graph is one GPU step (compiler/backends/gpu; gpu_api: auto, opencl or cuda)
         from .backends.gpu import compile_graph as compile_gpu
-        gpu_step = Step("gpu", "gpu", fused, fused.inputs, fused.outputs, executable=compile_gpu(fused, gpu_api))
+        executable = compile_gpu(fused, gpu_api, tensor_cores=tensor_cores)
+        gpu_step = Step("gpu", "gpu", fused, fused.inputs, fused.outputs, executable=executable)
         return CompiledModel(proto, graph, fused, [gpu_step], cfg, target, refused, input_shapes)
     cpu = _cpu()
     steps: list[Step] = []

@@ -104,6 +104,7 @@ class CudaRuntime:
         major = _check(driver.cuDeviceGetAttribute(attr.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, self.dev))
         minor = _check(driver.cuDeviceGetAttribute(attr.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, self.dev))
         self.arch = f"sm_{major}{minor}"
+        self.tensor_cores = (major, minor) >= (7, 2)  # wmma with int8 fragments
         name = _check(driver.cuDeviceGetName(64, self.dev))
         label = bytes(name).split(b"\0")[0].decode()
         self.description = f"CUDA: {label} ({self.arch})"

@@ -19,8 +19,10 @@ import numpy as np
 from ...graph import Graph
 from ..common import InputError, coerce_inputs
 from .fuse import fuse_elementwise
+from .opencl import GPUUnavailable
 from .ops import Launch, lower_node
 from .render import render
+from .wmma import WMMA_HEADERS
 
 __all__ = ["GPUExecutable", "GeneratedGPU", "InputError", "KernelTime", "compile_graph", "compile_graphs",
            "format_profile", "generate"]
@@ -38,10 +40,11 @@ class GeneratedGPU:
         return render([launch.kernel for launch in self.launches], dialect)
 
 
-def generate(graph: Graph, prefix: str = "tw", fuse: bool = True) -> GeneratedGPU:
+def generate(graph: Graph, prefix: str = "tw", fuse: bool = True, tensor_cores: bool = False) -> GeneratedGPU:
     """Lower every node of `graph` (raises UnsupportedOp naming the first node it cannot lower); `fuse`:
-    trees of elementwise nodes run as one kernel (`fuse.fuse_elementwise`)."""
-    lowered = [lower_node(f"{prefix}_{index}", graph, node) for index, node in enumerate(graph.nodes)]
+    trees of elementwise nodes run as one kernel (`fuse.fuse_elementwise`); `tensor_cores`: int8
+    contractions that tensorize onto `nvidia_wmma_s8` run on Tensor Cores (CUDA only)."""
+    lowered = [lower_node(f"{prefix}_{index}", graph, node, tensor_cores) for index, node in enumerate(graph.nodes)]
     if fuse:
         lowered = fuse_elementwise(graph, lowered)
     launches: list[Launch] = []
@@ -170,23 +173,29 @@ def optimize(graph: Graph) -> Graph:
 
 
 def compile_graphs(graphs: Sequence[Graph], api: str = "auto", rewrite: bool = True,
-                   optimize_kernels: bool = True, fuse: bool = True) -> list[GPUExecutable]:
+                   optimize_kernels: bool = True, fuse: bool = True,
+                   tensor_cores: bool = False) -> list[GPUExecutable]:
     """Compile several graphs into ONE program (one compiler invocation for all their kernels);
     `rewrite` applies `optimize` first; `optimize_kernels=False` builds OpenCL without compiler
     optimizations (same results, quicker builds, slower kernels: for many tiny test graphs); `fuse`
-    runs trees of elementwise nodes as one kernel."""
+    runs trees of elementwise nodes as one kernel; `tensor_cores` puts the int8 contractions that
+    tensorize onto `nvidia_wmma_s8` on CUDA wmma kernels (exact; off by default: on ResNet-18 they are
+    slower than the tiled kernels so far, see docs/gpu.md)."""
     runtime = _runtime(api)
+    if tensor_cores and not getattr(runtime, "tensor_cores", False):
+        raise GPUUnavailable(f"Tensor Core kernels need CUDA on sm_72 or newer; this runtime is {runtime.description}")
     graphs = [optimize(g) for g in graphs] if rewrite else list(graphs)
-    generated = [generate(g, prefix=f"tw{i}", fuse=fuse) for i, g in enumerate(graphs)]
+    generated = [generate(g, prefix=f"tw{i}", fuse=fuse, tensor_cores=tensor_cores) for i, g in enumerate(graphs)]
     dialect = runtime.api
-    source = render([launch.kernel for gen in generated for launch in gen.launches], dialect)
+    source = render([launch.kernel for gen in generated for launch in gen.launches], dialect, WMMA_HEADERS)
     program = runtime.build(source, optimize_kernels)
     return [GPUExecutable(gen, runtime, program, source) for gen in generated]
 
 
-def compile_graph(graph: Graph, api: str = "auto", rewrite: bool = True, fuse: bool = True) -> GPUExecutable:
+def compile_graph(graph: Graph, api: str = "auto", rewrite: bool = True, fuse: bool = True,
+                  tensor_cores: bool = False) -> GPUExecutable:
     """Lower, render for the runtime's dialect, build (or fetch from the cache) and load `graph`."""
-    return compile_graphs([graph], api, rewrite, fuse=fuse)[0]
+    return compile_graphs([graph], api, rewrite, fuse=fuse, tensor_cores=tensor_cores)[0]
 
 
 def format_profile(times: Sequence[KernelTime], device: str, top: int = 12) -> str:

@@ -28,7 +28,7 @@ both are C templates that can read the iterator values as `it_<name>`.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ...loopnest import Affine, Binary, Cast, Const, Iterator, LoopNest, Operand, Read
@@ -179,6 +179,47 @@ class Contraction:
         return math.prod(it.extent for it in self.batch)
 
 
+# Tensor Core contractions: 64 x 128 output tiles, 256 threads = 8 warps of 32 x 32 (2 x 2 fragments), K in
+# steps of 32 through int8 tiles stored as 16 x 16 blocks (`_fragments`).
+WMMA_SCHEDULE = Schedule(tile_m=64, tile_n=128, tile_k=32, work_m=4, work_n=8)
+
+
+def _wmma_compute(sched: Schedule, k_loop: str, loads: str) -> str:
+    """The K loop of a Tensor Core contraction, ending with each work-item's `acc_r` as in the SIMT kernel.
+
+    A row-major a fragment is read from As[k / 16][row][k % 16] and a column-major b fragment from
+    Bs[k / 16][col][k % 16], so C[row][col] += sum_k a(row, k) * b(col, k); the accumulators pass through
+    local memory into the work-items' (row, col) positions of the SIMT schedule, whose epilogue follows."""
+    tm, tn, tk = sched.tile_m, sched.tile_n, sched.tile_k
+    lx, ly = sched.local
+    warps_n = tn // 32
+    return f"""  TW_LOCAL __align__(32) int8_t As[{tk // 16}][{tm}][16];
+  TW_LOCAL __align__(32) int8_t Bs[{tk // 16}][{tn}][16];
+  TW_LOCAL __align__(32) int32_t Cs[{tm}][{tn}];
+  const int warp = tid / 32, wm0 = (warp / {warps_n}) * 32, wn0 = (warp % {warps_n}) * 32;
+  wmma::fragment<wmma::accumulator, 16, 16, 16, int> fc[2][2];
+  for (int i = 0; i < 2; i++) for (int j = 0; j < 2; j++) wmma::fill_fragment(fc[i][j], 0);
+  {k_loop} {{
+{loads}    TW_BARRIER();
+    for (int kk = 0; kk < {tk // 16}; kk++) {{
+      wmma::fragment<wmma::matrix_a, 16, 16, 16, signed char, wmma::row_major> fa[2];
+      wmma::fragment<wmma::matrix_b, 16, 16, 16, signed char, wmma::col_major> fb[2];
+      for (int i = 0; i < 2; i++) wmma::load_matrix_sync(fa[i], (const signed char *)&As[kk][wm0 + 16 * i][0], 16);
+      for (int j = 0; j < 2; j++) wmma::load_matrix_sync(fb[j], (const signed char *)&Bs[kk][wn0 + 16 * j][0], 16);
+      for (int i = 0; i < 2; i++) for (int j = 0; j < 2; j++) wmma::mma_sync(fc[i][j], fa[i], fb[j], fc[i][j]);
+    }}
+    TW_BARRIER();
+  }}
+  for (int i = 0; i < 2; i++)
+    for (int j = 0; j < 2; j++)
+      wmma::store_matrix_sync(&Cs[wm0 + 16 * i][wn0 + 16 * j], fc[i][j], {tn}, wmma::mem_row_major);
+  TW_BARRIER();
+  int32_t acc_r[{sched.work_m}][{sched.work_n}];
+  for (int rm = 0; rm < {sched.work_m}; rm++)
+    for (int rn = 0; rn < {sched.work_n}; rn++) acc_r[rm][rn] = Cs[ly + rm * {ly}][lx + rn * {lx}];
+"""
+
+
 def split_contraction(nest: LoopNest) -> Contraction:
     if nest.reduce != "add" or len(nest.inputs) != 2:
         raise ValueError(f"nest '{nest.name}': a contraction needs reduce='add' and two inputs")
@@ -205,10 +246,21 @@ def _vector_axis(op: Operand, axes: Sequence[Iterator], tile: int) -> bool:
     return inner == Affine.of(name) and not others and op.shape[-1] % 4 == 0 and axes[0].extent % 4 == 0
 
 
+def _kmajor(k: str, o: str) -> str:
+    return f"[{k}][{o}]"
+
+
+def _fragments(k: str, o: str) -> str:
+    """[k / 16][outer][k % 16]: 16 x 16 blocks whose rows start 256-bit aligned (wmma's load_matrix_sync)."""
+    return f"[({k}) / 16][{o}][({k}) % 16]"
+
+
 def _tile_load(name: str, param: str, op: Operand, transform: str, acc_t: str, outer: Sequence[Iterator],
                inner: Sequence[Iterator], outer_base: str, inner_base: str, outer_tile: int, inner_tile: int,
-               fast_outer: bool, extents: Mapping[str, int], threads: int, batch: Sequence[Iterator]) -> str:
-    """C filling local tile `name`[inner_tile][outer_tile] (k-major) from operand `op`.
+               fast_outer: bool, extents: Mapping[str, int], threads: int, batch: Sequence[Iterator],
+               at: Callable[[str, str], str] = _kmajor) -> str:
+    """C filling local tile `name` (k-major, [inner_tile][outer_tile], unless `at` maps (k, outer) to another
+    element index) from operand `op`.
 
     `outer` are the row (or column) iterators, `inner` the reduction ones. `fast_outer`: consecutive
     work-items take consecutive outer positions (else consecutive k)."""
@@ -239,9 +291,9 @@ def _tile_load(name: str, param: str, op: Operand, transform: str, acc_t: str, o
             lines.append(f"          v{j} = {transform.format(v=f'w.{f}')};")
         lines.append("        }\n      }")
         if vec:
-            lines += [f"      {name}[q][o] = v0; {name}[q + 1][o] = v1; {name}[q + 2][o] = v2; {name}[q + 3][o] = v3;"]
+            lines += ["      " + " ".join(f"{name}{at(f'q + {j}', 'o')} = v{j};" for j in range(4))]
         else:
-            lines += [f"      {name}[o][q] = v0; {name}[o][q + 1] = v1; {name}[o][q + 2] = v2; {name}[o][q + 3] = v3;"]
+            lines += ["      " + " ".join(f"{name}{at('o', f'q + {j}')} = v{j};" for j in range(4))]
         lines.append("    }")
         return "\n".join(lines) + "\n"
     if fast_outer:
@@ -256,7 +308,7 @@ def _tile_load(name: str, param: str, op: Operand, transform: str, acc_t: str, o
             + _decompose("of", outer, "        ") + _decompose("kf", inner, "        ")
             + f"        if ({cond}) v = {val};\n"
             f"      }}\n"
-            f"      {name}[q][o] = v;\n"
+            f"      {name}{at('q', 'o')} = v;\n"
             f"    }}\n")
 
 
@@ -277,23 +329,27 @@ def contraction_kernel(name: str, nest: LoopNest, params: Sequence[str], out_par
 def contraction_kernels(name: str, nest: LoopNest, params: Sequence[str], out_param: str = "y0",
                         transforms: Sequence[str] = ("{v}", "{v}"), epilogue: str = "acc",
                         extra: Sequence[Param] = (), schedule: Schedule | None = None,
-                        out_ctype: str | None = None, splits: int | None = None) -> tuple[list[Kernel], int]:
+                        out_ctype: str | None = None, splits: int | None = None,
+                        wmma: bool = False) -> tuple[list[Kernel], int]:
     """The kernels computing `nest` and the bytes of the partial-sum buffer they share (parameter
-    `PARTIALS`; 0 when there is one kernel). `splits`: K chunks (None: `splits_for` the tile count)."""
+    `PARTIALS`; 0 when there is one kernel). `splits`: K chunks (None: `splits_for` the tile count).
+    `wmma`: the products on Tensor Cores (CUDA; an s8 x s8 -> s32 nest that `tensorize` matched onto
+    `nvidia_wmma_s8`, transforms plain conversions): see `_wmma_compute`."""
     c = split_contraction(nest)
     acc_dtype = nest.output.dtype
     acc_t = CTYPES[acc_dtype]
-    sched = schedule or schedule_for(c.m, c.n)
+    sched = WMMA_SCHEDULE if wmma else schedule or schedule_for(c.m, c.n)
     lx, ly = sched.local
     threads = lx * ly
     extents = {it.name: it.extent for it in nest.iterators}
     tk = sched.tile_k
     ops = nest.inputs
     tf = [f"({acc_t})({t})" for t in transforms]
+    at = _fragments if wmma else _kmajor
     load_a = _tile_load("As", params[c.a], ops[c.a], tf[c.a], acc_t, c.rows, c.red, "row0", "k0", sched.tile_m, tk,
-                        False, extents, threads, c.batch)
+                        False, extents, threads, c.batch, at)
     load_b = _tile_load("Bs", params[c.b], ops[c.b], tf[c.b], acc_t, c.cols, c.red, "col0", "k0", sched.tile_n, tk,
-                        True, extents, threads, c.batch)
+                        True, extents, threads, c.batch, at)
     reads = ["" , ""]
     reads[c.a], reads[c.b] = "a[rm]", "b[rn]"
     body_c = render_expr(nest.body, reads)
@@ -312,9 +368,13 @@ def contraction_kernels(name: str, nest: LoopNest, params: Sequence[str], out_pa
         z = f"bz = TW_GROUP(2) / {splits}, ks = TW_GROUP(2) % {splits}"
         k_loop = (f"const int64_t k_end = ks * {chunk} + {chunk} < {c.k} ? ks * {chunk} + {chunk} : {c.k};\n"
                   f"  for (int64_t k0 = ks * {chunk}; k0 < k_end; k0 += {tk})")
-    text = f"""  const int lx = TW_LID(0), ly = TW_LID(1), tid = ly * {lx} + lx;
+    head = f"""  const int lx = TW_LID(0), ly = TW_LID(1), tid = ly * {lx} + lx;
   const int64_t col0 = TW_GROUP(0) * {sched.tile_n}, row0 = TW_GROUP(1) * {sched.tile_m}, {z};
-{_decompose("bz", c.batch, "  ")}  TW_LOCAL {acc_t} As[{tk}][{sched.tile_m}];
+{_decompose("bz", c.batch, "  ")}"""
+    if wmma:
+        text = head + _wmma_compute(sched, k_loop, load_a + load_b)
+    else:
+        text = head + f"""  TW_LOCAL {acc_t} As[{tk}][{sched.tile_m}];
   TW_LOCAL {acc_t} Bs[{tk}][{sched.tile_n}];
   {acc_t} acc_r[{wm}][{wn}];
   for (int rm = 0; rm < {wm}; rm++) for (int rn = 0; rn < {wn}; rn++) acc_r[rm][rn] = 0;
@@ -329,7 +389,8 @@ def contraction_kernels(name: str, nest: LoopNest, params: Sequence[str], out_pa
     }}
     TW_BARRIER();
   }}
-  for (int rm = 0; rm < {wm}; rm++)
+"""
+    text += f"""  for (int rm = 0; rm < {wm}; rm++)
     for (int rn = 0; rn < {wn}; rn++) {{
       const int64_t of = row0 + ly + rm * {ly}, cf = col0 + lx + rn * {lx};
       if (of >= {c.m} || cf >= {c.n}) continue;
@@ -347,10 +408,15 @@ def contraction_kernels(name: str, nest: LoopNest, params: Sequence[str], out_pa
             f"(K={c.k}), batch {','.join(it.name for it in c.batch) or '-'}; tile {sched.tile_m}x{sched.tile_n}x{tk}, "
             f"{wm}x{wn} per work-item")
     grid = (gn * lx, gm * ly, c.nbatch * splits)
+    helpers = frozenset({"wmma"}) if wmma else frozenset()
+    if wmma:
+        note += "; Tensor Cores (wmma m16n16k16 s8, 2x2 fragments per warp)"
     if splits == 1:
-        return [Kernel(name, tuple(dict.fromkeys([*in_params, *extra, out])), text, grid, (lx, ly, 1), note=note)], 0
+        return [Kernel(name, tuple(dict.fromkeys([*in_params, *extra, out])), text, grid, (lx, ly, 1), helpers,
+                       note)], 0
     partial_params = tuple(dict.fromkeys([*in_params, *extra, Param(PARTIALS, acc_t, const=False)]))
-    partial = Kernel(name, partial_params, text, grid, (lx, ly, 1), note=f"{note}; K in {splits} chunks of {chunk}")
+    partial = Kernel(name, partial_params, text, grid, (lx, ly, 1), helpers,
+                     f"{note}; K in {splits} chunks of {chunk}")
     reduce_text = f"""  const int64_t g = TW_GID(0);
   if (g >= {total}) return;
   const int64_t bz = g / {c.m * c.n}, of = (g / {c.n}) % {c.m}, cf = g % {c.n};

@@ -13,12 +13,27 @@ DequantizeLinear are elementwise nests whose scalar formula comes from the CPU b
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import numpy as np
 
 from ...graph import Graph, Node
-from ...loopnest import Affine, Cast, Conv2dParams, Iterator, LoopNest, Operand, Read, conv2d_nest, gemm_nest, mul
+from ...loopnest import (
+    Affine,
+    Cast,
+    Conv2dParams,
+    Iterator,
+    LoopNest,
+    Operand,
+    Read,
+    TensorizeError,
+    conv2d_nest,
+    gemm_nest,
+    mul,
+    nvidia_wmma_s8,
+    tensorize,
+)
 from ..cpu.cgen import FUSED_RELU, INT_RANGES, KernelContext, UnsupportedOp, c_literal, is_float
 from ..cpu.elementwise import BINARY, FLOAT_ONLY, UNARY, VARIADIC
 from ..cpu.nn import conv_geometry, gemm_dims
@@ -85,12 +100,33 @@ def _launch(kernel: Kernel, k: KernelContext, inputs: list[int]) -> Launch:
     return Launch(kernel, tuple(names[p.name] for p in kernel.params))
 
 
+# Whether `lower_node` may put int8 contractions on Tensor Cores (set by it for the duration of one lowering)
+TENSOR_CORES: ContextVar[bool] = ContextVar("tensorweave_gpu_tensor_cores", default=False)
+
+
+def _on_tensor_cores(k: KernelContext, nest: LoopNest, zero_points: Sequence[int | None]) -> bool:
+    """Tensor Cores compute this int8 contraction: they are on, both operands are int8 with zero points absent
+    or constant zeros, and the tensorize pass maps the nest onto `nvidia_wmma_s8` (s8 x s8 -> s32, exact)."""
+    if not TENSOR_CORES.get() or any(op.dtype != "int8" for op in nest.inputs):
+        return False
+    for i in zero_points:
+        if i is not None and k.has_input(i):
+            value = k.graph.constants.get(k.node.inputs[i])
+            if value is None or np.any(value):
+                return False
+    try:
+        tensorize(nest, nvidia_wmma_s8())
+    except TensorizeError:
+        return False
+    return True
+
+
 def _contraction(name: str, k: KernelContext, inputs: list[int], nest: LoopNest, params: list[str],
                  transforms: tuple[str, str] = ("{v}", "{v}"), epilogue: str = "acc", extra: Sequence[Param] = (),
-                 out_ctype: str | None = None) -> list[Launch]:
+                 out_ctype: str | None = None, wmma: bool = False) -> list[Launch]:
     """The launches of a contraction (two with split K, sharing the partial sums as a temporary)."""
     kernels, partial_bytes = contraction_kernels(name, nest, params, transforms=transforms, epilogue=epilogue,
-                                                 extra=extra, out_ctype=out_ctype)
+                                                 extra=extra, out_ctype=out_ctype, wmma=wmma)
     if not partial_bytes:
         return [_launch(kernels[0], k, inputs)]
     names = {f"x{i}": k.node.inputs[i] for i in inputs}
@@ -338,10 +374,14 @@ def lower_qconv(name: str, k: KernelContext) -> list[Launch]:
     xz, used_x = _zp(k, xz_i, "0", "input", 1)
     wz, used_w = _zp(k, wz_i, ch, "weight", m)
     transforms = (f"(int32_t){{v}} - {xz}", f"(int32_t){{v}} - {wz}")
+    wmma = _on_tensor_cores(k, nest, (xz_i, wz_i))
+    if wmma:
+        transforms, used_x, used_w = ("{v}", "{v}"), [], []
     epi, used = (_requant_epilogue(k, 1, 4, 6, 7, 8, ch, m) if qlinear else ("acc", []))
     extra = _extra(k, used_x + used_w + used)
     return _contraction(name, k, [xi, wi, *used_x, *used_w, *used], nest, [f"x{xi}", f"x{wi}"],
-                        transforms=transforms, epilogue=epi, extra=extra, out_ctype=CTYPES[k.out_type().dtype])
+                        transforms=transforms, epilogue=epi, extra=extra, out_ctype=CTYPES[k.out_type().dtype],
+                        wmma=wmma)
 
 
 # (a, a_scale, a_zp, b, b_scale, b_zp, bias, y_scale, y_zp); None = not an input of the op
@@ -368,6 +408,9 @@ def lower_qmatmul(name: str, k: KernelContext) -> list[Launch]:
     az, used_a = _zp(k, az_i, "it_i", "left", m)
     bz, used_b = _zp(k, bz_i, "it_j", "right", n)
     transforms = (f"(int32_t){{v}} - {az}", f"(int32_t){{v}} - {bz}")
+    wmma = _on_tensor_cores(k, nest, (az_i, bz_i))
+    if wmma:
+        transforms, used_a, used_b = ("{v}", "{v}"), [], []
     epi, used = "acc", list[int]()
     if ys_i is not None and as_i is not None and bs_i is not None and yz_i is not None:
         if k.in_type(as_i).size != 1:
@@ -375,11 +418,21 @@ def lower_qmatmul(name: str, k: KernelContext) -> list[Launch]:
         epi, used = _requant_epilogue(k, as_i, bs_i, ys_i, yz_i, bias_i, "it_j", n)
     extra = _extra(k, used_a + used_b + used)
     return _contraction(name, k, [ai, bi, *used_a, *used_b, *used], nest, [f"x{ai}", f"x{bi}"],
-                        transforms=transforms, epilogue=epi, extra=extra, out_ctype=CTYPES[k.out_type().dtype])
+                        transforms=transforms, epilogue=epi, extra=extra, out_ctype=CTYPES[k.out_type().dtype],
+                        wmma=wmma)
 
 
-def lower_node(name: str, graph: Graph, node: Node) -> list[Launch]:
-    """The launches computing `node` (kernels named `name`, `name`_1, ...)."""
+def lower_node(name: str, graph: Graph, node: Node, tensor_cores: bool = False) -> list[Launch]:
+    """The launches computing `node` (kernels named `name`, `name`_1, ...); `tensor_cores`: int8 contractions
+    that the tensorize pass maps onto `nvidia_wmma_s8` use CUDA wmma kernels."""
+    token = TENSOR_CORES.set(tensor_cores)
+    try:
+        return _lower_node(name, graph, node)
+    finally:
+        TENSOR_CORES.reset(token)
+
+
+def _lower_node(name: str, graph: Graph, node: Node) -> list[Launch]:
     key = f"{node.domain}.{node.op}" if node.domain not in ("", "ai.onnx") else node.op
     if any(not v for v in node.outputs[:1]):
         return []

@@ -42,6 +42,22 @@ def test_model_cuda_source_compiles(nvcc: str) -> None:
     assert all(k.name.encode() in cubin for k in kernels)
 
 
+def test_int8_model_on_tensor_cores_compiles(nvcc: str) -> None:
+    from tensorweave.compiler.backends.gpu.cuda import compile_cuda
+    from tensorweave.compiler.backends.gpu.executable import generate, optimize
+    from tensorweave.compiler.backends.gpu.render import render
+    from tensorweave.compiler.backends.gpu.wmma import WMMA_HEADERS
+
+    graph = optimize(from_onnx(_models()[1]))  # int8 activations and weights, zero points 0
+    launches = generate(graph, tensor_cores=True).launches
+    convs = [lc for lc, node in zip(launches, generate(graph).nodes) if "conv" in node]
+    assert convs and all("Tensor Cores" in lc.kernel.note for lc in convs if "K chunks added" not in lc.kernel.note)
+    assert not any("Tensor Cores" in lc.kernel.note for lc in generate(graph).launches)  # off unless asked
+    source = render([lc.kernel for lc in launches], "cuda", WMMA_HEADERS)
+    assert "#include <mma.h>" in source and "wmma::mma_sync" in source
+    assert compile_cuda(source, "sm_80")[:4] == b"\x7fELF"
+
+
 @pytest.mark.slow
 def test_conformance_cuda_source_compiles(nvcc: str) -> None:
     from tensorweave.compiler.backends.conformance import node_cases

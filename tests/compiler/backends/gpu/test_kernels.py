@@ -105,10 +105,32 @@ def int8_cases() -> list[tuple[onnx.ModelProto, dict[str, np.ndarray]]]:
     ]
 
 
-def _run_all(api: str, cases: list[tuple[onnx.ModelProto, dict[str, np.ndarray]]], exact: bool) -> list:
+def s8_cases() -> list[tuple[onnx.ModelProto, dict[str, np.ndarray]]]:
+    """int8 x int8 with zero points 0 (what `tensorweave quantize` makes): the forms Tensor Cores take."""
+    f32 = np.float32
+    x, deep = _s8(2, 16, 15, 13), _s8(1, 128, 7, 7)
+    qconv = {"x_scale": np.array(0.02, f32), "x_zp": np.array(0, np.int8), "w": _s8(32, 16, 3, 3),
+             "w_scale": (RNG.random(32) * 0.01 + 0.001).astype(f32), "w_zp": np.zeros(32, np.int8),
+             "y_scale": np.array(0.3, f32), "y_zp": np.array(0, np.int8),
+             "bias": RNG.integers(-5000, 5000, 32).astype(np.int32)}
+    a = _s8(3, 40, 96)
+    qmm = {"a_scale": np.array(0.05, f32), "a_zp": np.array(0, np.int8), "b": _s8(96, 70),
+           "b_scale": np.array(0.004, f32), "b_zp": np.array(0, np.int8), "y_scale": np.array(0.7, f32),
+           "y_zp": np.array(0, np.int8)}
+    return [
+        (_model("QLinearConv", {"x": x}, qconv, np.int8, [2, 32, 8, 7], pads=[1, 1, 1, 1], strides=[2, 2]),
+         {"x": x}),
+        (_model("QLinearConv", {"x": deep}, dict(qconv, w=_s8(32, 128, 3, 3)), np.int8, [1, 32, 7, 7],
+                pads=[1, 1, 1, 1]), {"x": deep}),  # split K
+        (_model("QLinearMatMul", {"a": a}, qmm, np.int8, [3, 40, 70]), {"a": a}),
+    ]
+
+
+def _run_all(api: str, cases: list[tuple[onnx.ModelProto, dict[str, np.ndarray]]], exact: bool,
+             tensor_cores: bool = False) -> list:
     from tensorweave.compiler.backends.gpu import compile_graphs
 
-    exes = compile_graphs([from_onnx(m) for m, _ in cases], api)
+    exes = compile_graphs([from_onnx(m) for m, _ in cases], api, tensor_cores=tensor_cores)
     for (model, feed), exe in zip(cases, exes):
         got, want = exe.run(feed)["y"], _reference(model, feed)
         assert got.dtype == want.dtype and got.shape == want.shape, model.graph.name
@@ -141,3 +163,14 @@ def test_float_kernels_cuda(cuda: str) -> None:
 @pytest.mark.gpu
 def test_int8_kernels_cuda(cuda: str) -> None:
     _run_all(cuda, int8_cases(), exact=True)
+
+
+def test_s8_kernels_opencl(opencl: str) -> None:
+    _run_all(opencl, s8_cases(), exact=True)
+
+
+@pytest.mark.gpu
+def test_s8_kernels_on_tensor_cores_cuda(cuda: str) -> None:
+    exes = _run_all(cuda, s8_cases(), exact=True, tensor_cores=True)
+    assert all("Tensor Cores" in exe.launches[0].kernel.note for exe in exes)
+    assert len(exes[1].launches) == 2  # split K on Tensor Cores, partial sums added exactly

@@ -21,11 +21,13 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return paths
 
 
-def _check(api: str, path: str) -> None:
+def _check(api: str, path: str, tensor_cores: bool = False) -> None:
     from tensorweave.compiler.pipeline import compile_model
     from tensorweave.compiler.run import compare_outputs, reference_outputs
 
-    compiled = compile_model(path, None, target="gpu", gpu_api=api)
+    compiled = compile_model(path, None, target="gpu", gpu_api=api, tensor_cores=tensor_cores)
+    notes = [launch.kernel.note for launch in compiled.steps[0].executable.launches]
+    assert any("Tensor Cores" in note for note in notes) == tensor_cores
     assert [s.target for s in compiled.steps] == ["gpu"]
     inputs = compiled.random_inputs(seed=3)
     outputs = compiled.run(inputs)
@@ -47,6 +49,20 @@ def test_compile_model_gpu_opencl(opencl: str, models: dict[str, str], precision
 @pytest.mark.parametrize("precision", ["float32", "int8"])
 def test_compile_model_gpu_cuda(cuda: str, models: dict[str, str], precision: str) -> None:
     _check(cuda, models[precision])
+
+
+@pytest.mark.gpu
+def test_int8_model_on_tensor_cores_cuda(cuda: str, models: dict[str, str]) -> None:
+    _check(cuda, models["int8"], tensor_cores=True)
+
+
+def test_tensor_cores_without_cuda_is_a_clear_error(opencl: str, models: dict[str, str],
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from tensorweave.cli import main
+
+    assert main(["run", models["int8"], "--target", "gpu", "--gpu-api", opencl, "--tensor-cores"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Tensor Core kernels need CUDA" in err[0]
 
 
 def test_cli_run_gpu_check(opencl: str, models: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
