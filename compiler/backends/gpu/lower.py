@@ -265,6 +265,9 @@ def _tile_load(name: str, param: str, op: Operand, transform: str, acc_t: str, o
     `outer` are the row (or column) iterators, `inner` the reduction ones. `fast_outer`: consecutive
     work-items take consecutive outer positions (else consecutive k)."""
     n_outer, n_inner = math.prod(it.extent for it in outer), math.prod(it.extent for it in inner)
+    # 32-bit positions where they fit: their decomposition into iterators divides by constants, and a GPU
+    # divides 64-bit integers in software (ResNet-18 on an H100: 1.32 -> 1.22 ms int8, docs/gpu.md)
+    ix = "int32_t" if max(n_outer, n_inner) + max(outer_tile, inner_tile) < 2 ** 31 else "int64_t"
     cond, off = operand_access(op, extents)
     val = transform.format(v=f"{param}[{off}]")
     vec = not fast_outer and _vector_axis(op, inner, inner_tile)
@@ -278,10 +281,10 @@ def _tile_load(name: str, param: str, op: Operand, transform: str, acc_t: str, o
         lines = [f"    for (int e = tid; e < {across * groups}; e += {threads}) {{"]
         if vec:
             lines += [f"      const int o = e / {groups}, q = (e % {groups}) * 4;",
-                      f"      const int64_t of = {outer_base} + o, kf = {inner_base} + q;"]
+                      f"      const {ix} of = ({ix})({outer_base} + o), kf = ({ix})({inner_base} + q);"]
         else:
             lines += [f"      const int q = (e % {groups}) * 4, o = e / {groups};",
-                      f"      const int64_t of = {outer_base} + q, kf = {inner_base} + o;"]
+                      f"      const {ix} of = ({ix})({outer_base} + q), kf = ({ix})({inner_base} + o);"]
         lines.append(f"      {acc_t} v0 = 0, v1 = 0, v2 = 0, v3 = 0;")
         lines.append(f"      if (of < {n_outer} && kf < {n_inner}) {{")
         lines.append(_decompose("of", outer, "        ") + _decompose("kf", inner, "        ").rstrip("\n"))
@@ -302,7 +305,7 @@ def _tile_load(name: str, param: str, op: Operand, transform: str, acc_t: str, o
         index = f"const int q = e % {inner_tile}, o = e / {inner_tile};"
     return (f"    for (int e = tid; e < {outer_tile * inner_tile}; e += {threads}) {{\n"
             f"      {index}\n"
-            f"      const int64_t of = {outer_base} + o, kf = {inner_base} + q;\n"
+            f"      const {ix} of = ({ix})({outer_base} + o), kf = ({ix})({inner_base} + q);\n"
             f"      {acc_t} v = 0;\n"
             f"      if (of < {n_outer} && kf < {n_inner}) {{\n"
             + _decompose("of", outer, "        ") + _decompose("kf", inner, "        ")
@@ -357,6 +360,7 @@ def contraction_kernels(name: str, nest: LoopNest, params: Sequence[str], out_pa
     out_t = out_ctype or CTYPES[nest.output.dtype]
     wm, wn = sched.work_m, sched.work_n
     gm, gn = -(-c.m // sched.tile_m), -(-c.n // sched.tile_n)
+    ix = "int32_t" if max(c.m + sched.tile_m, c.n + sched.tile_n) < 2 ** 31 else "int64_t"
     k_tiles = -(-c.k // tk)
     splits = max(1, min(splits_for(gm * gn * c.nbatch, c.k, tk) if splits is None else splits, k_tiles))
     chunk = -(-k_tiles // splits) * tk
@@ -392,7 +396,7 @@ def contraction_kernels(name: str, nest: LoopNest, params: Sequence[str], out_pa
 """
     text += f"""  for (int rm = 0; rm < {wm}; rm++)
     for (int rn = 0; rn < {wn}; rn++) {{
-      const int64_t of = row0 + ly + rm * {ly}, cf = col0 + lx + rn * {lx};
+      const {ix} of = ({ix})(row0 + ly + rm * {ly}), cf = ({ix})(col0 + lx + rn * {lx});
       if (of >= {c.m} || cf >= {c.n}) continue;
 """
     total = c.nbatch * c.m * c.n
@@ -440,27 +444,43 @@ def elementwise_kernel(name: str, nest: LoopNest, formula: str, names: Sequence[
     out_t = out_ctype or CTYPES[nest.output.dtype]
     in_t = list(in_ctypes) if in_ctypes is not None else [CTYPES[op.dtype] for op in nest.inputs]
     out_dtype_ok = out_t in VEC_TYPES
-    same = all(op.index == nest.output.index and op.shape == nest.output.shape for op in nest.inputs)
+    identity = tuple(Affine.of(it.name) for it in nest.iterators)
+    full = [op.index == nest.output.index and op.shape == nest.output.shape for op in nest.inputs]
+    scalar = [not f and all(not a.terms for a in op.index) and operand_access(op, extents)[0] == "1"
+              for f, op in zip(full, nest.inputs)]
     in_params = [Param(p, t) for p, t in zip(params, in_t)]
     all_params = (*dict.fromkeys(in_params), Param(out_param, out_t, const=False))
-    if same and total % 4 == 0 and total >= 16 and out_dtype_ok and all(t in VEC_TYPES for t in in_t):
+    vector_ok = all(f or sc for f, sc in zip(full, scalar)) and all(t in VEC_TYPES for t, f in zip(in_t, full) if f)
+    if vector_ok and nest.output.index == identity and total % 4 == 0 and total >= 16 and out_dtype_ok:
+        # operands read with the output's index: 4-wide loads; per-tensor ones (a scale, a zero point): once
         lines = ["  const int64_t g = TW_GID(0);", f"  if (g >= {total // 4}) return;"]
-        for j, (p, t) in enumerate(zip(params, in_t)):
-            lines.append(f"  const tw_vec4_{t} in{j} = TW_VLOAD4({t}, g, {p});")
+        for j, (op, n, p, t, f) in enumerate(zip(nest.inputs, names, params, in_t, full)):
+            if f:
+                lines.append(f"  const tw_vec4_{t} in{j} = TW_VLOAD4({t}, g, {p});")
+            else:
+                lines.append(f"  const {t} {n} = {p}[{operand_access(op, extents)[1]}];")
         lines.append(f"  tw_vec4_{out_t} r;")
-        for f in "xyzw":
-            decl = " ".join(f"const {t} {n} = in{j}.{f};" for j, (n, t) in enumerate(zip(names, in_t)))
-            lines.append(f"  {{ {decl} {prelude}r.{f} = ({out_t})({formula}); }}")
+        for lane in "xyzw":
+            decl = " ".join(f"const {t} {n} = in{j}.{lane};" for j, (n, t, f) in enumerate(zip(names, in_t, full)) if f)
+            lines.append(f"  {{ {decl} {prelude}r.{lane} = ({out_t})({formula}); }}")
         lines.append(f"  TW_VSTORE4({out_t}, r, g, {out_param});")
         body = "\n".join(lines) + "\n"
         return Kernel(name, all_params, body, (total // 4,), None, note=f"{nest.name}: 4 elements per work-item")
     lines = ["  const int64_t g = TW_GID(0);", f"  if (g >= {total}) return;"]
-    lines.append(_decompose("g", nest.iterators, "  ").rstrip("\n"))
-    for op, n, t, p in zip(nest.inputs, names, in_t, params):
+    if total < 2 ** 31:  # 32-bit index arithmetic: a GPU divides 64-bit integers in software
+        lines.append("  const int32_t g32 = (int32_t)g;")
+        lines.append(_decompose("g32", nest.iterators, "  ").rstrip("\n"))
+    else:
+        lines.append(_decompose("g", nest.iterators, "  ").rstrip("\n"))
+    for op, n, t, p, f in zip(nest.inputs, names, in_t, params, full):
         cond, off = operand_access(op, extents)
+        if f and nest.output.index == identity:
+            cond, off = "1", "g"
         read = f"{p}[{off}]" if cond == "1" else f"({cond}) ? {p}[{off}] : 0"
         lines.append(f"  const {t} {n} = {read};")
     _, out_off = operand_access(nest.output, extents)
+    if nest.output.index == identity:
+        out_off = "g"
     if prelude:
         lines.append(f"  {prelude}")
     lines.append(f"  {out_param}[{out_off}] = ({out_t})({formula});")

@@ -34,6 +34,11 @@ def _check(api: str, path: str, tensor_cores: bool = False) -> None:
     agreements = compare_outputs(compiled.graph, outputs, reference_outputs(compiled.model, inputs))
     assert agreements and all(a.ok for a in agreements), agreements
     assert compiled.steps[0].executable.launch_mode == ("graph" if api == "cuda" else "stream")
+    if api == "cuda":  # each kernel timed from a CUDA graph of its repeats
+        times = compiled.steps[0].executable.profile(inputs, repeats=3)
+        assert len(times) == len(compiled.steps[0].executable.launches) and all(t.ms > 0 for t in times)
+        again = compiled.run(inputs)
+        assert all((again[k] == outputs[k]).all() for k in outputs)
     if "int8" in path:  # the QDQ groups ran as integer kernels and match onnxruntime exactly
         ops = {n.op for n in compiled.steps[0].executable.graph.nodes}
         assert "QLinearConv" in ops and "Conv" not in ops
