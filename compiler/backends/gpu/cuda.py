@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ....errors import TensorweaveError
+from .lower import gpu_occupancy
 from .opencl import GPUUnavailable, cache_dir
 
 __all__ = ["CudaRuntime", "compile_cuda", "cuda_runtime", "find_nvcc"]
@@ -105,6 +106,8 @@ class CudaRuntime:
         minor = _check(driver.cuDeviceGetAttribute(attr.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, self.dev))
         self.arch = f"sm_{major}{minor}"
         self.tensor_cores = (major, minor) >= (7, 2)  # wmma with int8 fragments
+        sms = _check(driver.cuDeviceGetAttribute(attr.CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, self.dev))
+        self.occupancy = gpu_occupancy(int(sms))
         name = _check(driver.cuDeviceGetName(64, self.dev))
         label = bytes(name).split(b"\0")[0].decode()
         self.description = f"CUDA: {label} ({self.arch})"

@@ -20,8 +20,9 @@ import numpy as np
 from ...graph import Graph
 from ..common import InputError, coerce_inputs
 from .fuse import fuse_elementwise
+from .lower import Occupancy
 from .opencl import GPUUnavailable
-from .ops import Launch, lower_node
+from .ops import Launch, LowerOptions, lower_node
 from .render import render
 from .wmma import WMMA_HEADERS
 
@@ -41,11 +42,14 @@ class GeneratedGPU:
         return render([launch.kernel for launch in self.launches], dialect)
 
 
-def generate(graph: Graph, prefix: str = "tw", fuse: bool = True, tensor_cores: bool = False) -> GeneratedGPU:
+def generate(graph: Graph, prefix: str = "tw", fuse: bool = True, tensor_cores: bool = False,
+             occupancy: Occupancy | None = None) -> GeneratedGPU:
     """Lower every node of `graph` (raises UnsupportedOp naming the first node it cannot lower); `fuse`:
     trees of elementwise nodes run as one kernel (`fuse.fuse_elementwise`); `tensor_cores`: int8
-    contractions that tensorize onto `nvidia_wmma_s8` run on Tensor Cores (CUDA only)."""
-    lowered = [lower_node(f"{prefix}_{index}", graph, node, tensor_cores) for index, node in enumerate(graph.nodes)]
+    contractions that tensorize onto `nvidia_wmma_s8` run on Tensor Cores (CUDA only); `occupancy`: the
+    device's (`lower.Occupancy`, the default suits a CPU device)."""
+    options = LowerOptions(tensor_cores, occupancy or Occupancy())
+    lowered = [lower_node(f"{prefix}_{index}", graph, node, options) for index, node in enumerate(graph.nodes)]
     if fuse:
         lowered = fuse_elementwise(graph, lowered)
     launches: list[Launch] = []
@@ -196,7 +200,9 @@ def compile_graphs(graphs: Sequence[Graph], api: str = "auto", rewrite: bool = T
     if tensor_cores and not getattr(runtime, "tensor_cores", False):
         raise GPUUnavailable(f"Tensor Core kernels need CUDA on sm_72 or newer; this runtime is {runtime.description}")
     graphs = [optimize(g) for g in graphs] if rewrite else list(graphs)
-    generated = [generate(g, prefix=f"tw{i}", fuse=fuse, tensor_cores=tensor_cores) for i, g in enumerate(graphs)]
+    occupancy = getattr(runtime, "occupancy", None)
+    generated = [generate(g, prefix=f"tw{i}", fuse=fuse, tensor_cores=tensor_cores, occupancy=occupancy)
+                 for i, g in enumerate(graphs)]
     dialect = runtime.api
     source = render([launch.kernel for gen in generated for launch in gen.launches], dialect, WMMA_HEADERS)
     program = runtime.build(source, optimize_kernels)

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ....errors import TensorweaveError
+from .lower import Occupancy, gpu_occupancy
 
 __all__ = ["BUILD_OPTIONS", "GPUUnavailable", "OpenCLRuntime", "cache_dir", "opencl_runtime"]
 
@@ -66,6 +67,9 @@ class OpenCLRuntime:
         self.ctx = cl.Context([self.device])
         self.queue = cl.CommandQueue(self.ctx)
         self.description = f"OpenCL: {self.device.name} on {self.device.platform.name} ({self.device.version.strip()})"
+        # a GPU wants work-groups for all its compute units; a CPU device does better with fewer, bigger ones
+        self.occupancy = (gpu_occupancy(self.device.max_compute_units) if self.device.type & cl.device_type.GPU
+                          else Occupancy())
         self._programs: dict[str, Any] = {}
         # PoCL keeps its own content-hashed cache (program and per-work-group-size kernels, POCL_CACHE_DIR);
         # loading pyopencl's cached binary instead makes PoCL regenerate every kernel (measured: 65 s instead

@@ -38,10 +38,10 @@ from ..cpu.cgen import FUSED_RELU, INT_RANGES, KernelContext, UnsupportedOp, c_l
 from ..cpu.elementwise import BINARY, FLOAT_ONLY, UNARY, VARIADIC
 from ..cpu.nn import conv_geometry, gemm_dims
 from .fallback import fallback_kernel, kernel_context
-from .lower import CTYPES, PARTIALS, broadcast_nest, contraction_kernels, elementwise_kernel
+from .lower import CTYPES, PARTIALS, Occupancy, broadcast_nest, contraction_kernels, elementwise_kernel
 from .render import Kernel, Param
 
-__all__ = ["Elementwise", "Launch", "lower_node", "native_ops"]
+__all__ = ["Elementwise", "Launch", "LowerOptions", "lower_node", "native_ops"]
 
 
 @dataclass(frozen=True)
@@ -100,14 +100,27 @@ def _launch(kernel: Kernel, k: KernelContext, inputs: list[int]) -> Launch:
     return Launch(kernel, tuple(names[p.name] for p in kernel.params))
 
 
-# Whether `lower_node` may put int8 contractions on Tensor Cores (set by it for the duration of one lowering)
-TENSOR_CORES: ContextVar[bool] = ContextVar("tensorweave_gpu_tensor_cores", default=False)
+@dataclass(frozen=True)
+class LowerOptions:
+    """What the lowering knows of the device: whether int8 contractions may use Tensor Cores, and how many
+    work-groups a contraction should give it (split K)."""
+
+    tensor_cores: bool = False
+    occupancy: Occupancy = Occupancy()
+
+
+# The options of the `lower_node` call in progress (set by it for the duration of one lowering)
+OPTIONS: ContextVar[LowerOptions | None] = ContextVar("tensorweave_gpu_lower_options", default=None)
+
+
+def _options() -> LowerOptions:
+    return OPTIONS.get() or LowerOptions()
 
 
 def _on_tensor_cores(k: KernelContext, nest: LoopNest, zero_points: Sequence[int | None]) -> bool:
     """Tensor Cores compute this int8 contraction: they are on, both operands are int8 with zero points absent
     or constant zeros, and the tensorize pass maps the nest onto `nvidia_wmma_s8` (s8 x s8 -> s32, exact)."""
-    if not TENSOR_CORES.get() or any(op.dtype != "int8" for op in nest.inputs):
+    if not _options().tensor_cores or any(op.dtype != "int8" for op in nest.inputs):
         return False
     for i in zero_points:
         if i is not None and k.has_input(i):
@@ -126,7 +139,8 @@ def _contraction(name: str, k: KernelContext, inputs: list[int], nest: LoopNest,
                  out_ctype: str | None = None, wmma: bool = False) -> list[Launch]:
     """The launches of a contraction (two with split K, sharing the partial sums as a temporary)."""
     kernels, partial_bytes = contraction_kernels(name, nest, params, transforms=transforms, epilogue=epilogue,
-                                                 extra=extra, out_ctype=out_ctype, wmma=wmma)
+                                                 extra=extra, out_ctype=out_ctype, wmma=wmma,
+                                                 occupancy=_options().occupancy)
     if not partial_bytes:
         return [_launch(kernels[0], k, inputs)]
     names = {f"x{i}": k.node.inputs[i] for i in inputs}
@@ -422,14 +436,14 @@ def lower_qmatmul(name: str, k: KernelContext) -> list[Launch]:
                         wmma=wmma)
 
 
-def lower_node(name: str, graph: Graph, node: Node, tensor_cores: bool = False) -> list[Launch]:
-    """The launches computing `node` (kernels named `name`, `name`_1, ...); `tensor_cores`: int8 contractions
-    that the tensorize pass maps onto `nvidia_wmma_s8` use CUDA wmma kernels."""
-    token = TENSOR_CORES.set(tensor_cores)
+def lower_node(name: str, graph: Graph, node: Node, options: LowerOptions = LowerOptions()) -> list[Launch]:
+    """The launches computing `node` (kernels named `name`, `name`_1, ...); `options.tensor_cores`: int8
+    contractions that the tensorize pass maps onto `nvidia_wmma_s8` use CUDA wmma kernels."""
+    token = OPTIONS.set(options)
     try:
         return _lower_node(name, graph, node)
     finally:
-        TENSOR_CORES.reset(token)
+        OPTIONS.reset(token)
 
 
 def _lower_node(name: str, graph: Graph, node: Node) -> list[Launch]:

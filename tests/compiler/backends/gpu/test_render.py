@@ -28,3 +28,20 @@ def test_parallel_loop_rule() -> None:
     assert parallel_loop(body.rstrip().rstrip("}") + "y0[0] = 1;\n}\n") is None
     # a loop the CPU emitter did not mark parallel stays serial
     assert parallel_loop(body.replace("#pragma omp parallel for\n", "")) is None
+
+
+def test_split_k_follows_the_device_occupancy() -> None:
+    from tensorweave.compiler.backends.gpu.lower import Occupancy, contraction_kernels, gpu_occupancy
+    from tensorweave.compiler.loopnest import Conv2dParams, conv2d_nest
+
+    # ResNet-18's deepest conv at batch 1: M = 512 channels, N = 49 pixels, K = 4,608: 8 tiles of 64 x 64
+    nest = conv2d_nest(Conv2dParams(batch=1, in_channels=512, height=7, width=7, out_channels=512, kernel=(3, 3),
+                                    stride=(1, 1), pads=(1, 1, 1, 1)), "float32", "float32", "float32")
+    cpu, cpu_bytes = contraction_kernels("k", nest, ["x0", "x1"], occupancy=Occupancy())
+    gpu, gpu_bytes = contraction_kernels("k", nest, ["x0", "x1"], occupancy=gpu_occupancy(132))
+    assert "K in 16 chunks of 288" in cpu[0].note and cpu[0].global_size[2] == 16
+    # 528 work-groups wanted: 66 chunks of 5 K steps at least -> 58 chunks of 80 (none empty)
+    assert "K in 58 chunks of 80" in gpu[0].note and gpu[0].global_size[2] == 58
+    assert (cpu_bytes, gpu_bytes) == (16 * 512 * 49 * 4, 58 * 512 * 49 * 4)
+    wide, _ = contraction_kernels("k", nest, ["x0", "x1"], occupancy=Occupancy(groups=16))
+    assert len(wide) == 1  # 8 tiles >= 16 / 2: no split
