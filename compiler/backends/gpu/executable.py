@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ...graph import Graph
+from ...graph import Graph, Node
 from ..common import InputError, coerce_inputs
 from .fuse import fuse_elementwise
 from .lower import Occupancy
@@ -56,10 +56,15 @@ def generate(graph: Graph, prefix: str = "tw", fuse: bool = True, tensor_cores: 
     nodes: list[str] = []
     for index, (node, node_launches) in enumerate(zip(graph.nodes, lowered)):
         launches.extend(node_launches)
-        nodes.extend([node.name or f"{node.op}_{index}"] * len(node_launches))
+        nodes.extend([_label(node, index)] * len(node_launches))
     names = [launch.kernel.name for launch in launches]
     assert len(set(names)) == len(names), "kernel names repeat"
     return GeneratedGPU(graph, tuple(launches), tuple(nodes))
+
+
+def _label(node: Node, index: int) -> str:
+    """How a launch names its graph node (the node's name, else op and position)."""
+    return node.name or f"{node.op}_{index}"
 
 
 @dataclass(frozen=True)
@@ -145,7 +150,7 @@ class GPUExecutable:
         time over `repeats`. On CUDA the repeats are one CUDA graph, so the time is the kernel's own and not
         Python's launch overhead; elsewhere each repeat is a launch (its overhead included, amortized)."""
         self.run(inputs)
-        ops = {n.name or f"{n.op}_{i}": n.op for i, n in enumerate(self.graph.nodes)}
+        ops = {_label(n, i): n.op for i, n in enumerate(self.graph.nodes)}
         record = getattr(self.runtime, "record", None)
         times = []
         for call, launch, node in zip(self._calls, self.launches, self._nodes):

@@ -33,11 +33,12 @@ def _fusable(graph: Graph, lowered: list[list[Launch]]) -> tuple[dict[int, Eleme
     for i, spec in specs.items():
         for value, shape in zip(spec.inputs, spec.shapes):
             j = producer.get(value)
-            child = specs.get(j) if j is not None else None
-            if (child is None or uses[value] != 1 or value in outputs or child.out_shape != spec.out_shape
-                    or tuple(shape) != spec.out_shape or j in absorbs.get(i, [])):
+            if j is None or j not in specs:
                 continue
-            absorbs.setdefault(i, []).append(j)  # type: ignore[arg-type]
+            if (uses[value] != 1 or value in outputs or specs[j].out_shape != spec.out_shape
+                    or tuple(shape) != spec.out_shape):
+                continue
+            absorbs.setdefault(i, []).append(j)
     return specs, absorbs
 
 

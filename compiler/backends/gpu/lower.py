@@ -31,6 +31,8 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from ...loopnest import Affine, Binary, Cast, Const, Iterator, LoopNest, Operand, Read
 from ...loopnest.ir import Expr
 from .render import VEC_TYPES, Kernel, Param
@@ -44,7 +46,13 @@ CTYPES: dict[str, str] = {
     "uint64": "uint64_t", "bool": "uint8_t",
 }
 BIN_C = {"add": "+", "sub": "-", "mul": "*"}
-_SIZES = {"half": 2, "float": 4, "double": 8, "int32_t": 4, "int64_t": 8, "uint32_t": 4, "uint64_t": 8}
+
+
+def _index_ctype(bound: int) -> str:
+    """The C type of a position below `bound`: 32-bit where it fits, since its decomposition into iterators
+    divides by constants and a GPU divides 64-bit integers in software (ResNet-18 on an H100: 1.32 -> 1.22
+    ms int8, docs/gpu.md)."""
+    return "int32_t" if bound < 2 ** 31 else "int64_t"
 
 
 def strides(shape: Sequence[int]) -> list[int]:
@@ -279,9 +287,7 @@ def _tile_load(name: str, param: str, op: Operand, transform: str, acc_t: str, o
     `outer` are the row (or column) iterators, `inner` the reduction ones. `fast_outer`: consecutive
     work-items take consecutive outer positions (else consecutive k)."""
     n_outer, n_inner = math.prod(it.extent for it in outer), math.prod(it.extent for it in inner)
-    # 32-bit positions where they fit: their decomposition into iterators divides by constants, and a GPU
-    # divides 64-bit integers in software (ResNet-18 on an H100: 1.32 -> 1.22 ms int8, docs/gpu.md)
-    ix = "int32_t" if max(n_outer, n_inner) + max(outer_tile, inner_tile) < 2 ** 31 else "int64_t"
+    ix = _index_ctype(max(n_outer, n_inner) + max(outer_tile, inner_tile))
     cond, off = operand_access(op, extents)
     val = transform.format(v=f"{param}[{off}]")
     vec = not fast_outer and _vector_axis(op, inner, inner_tile)
@@ -375,7 +381,7 @@ def contraction_kernels(name: str, nest: LoopNest, params: Sequence[str], out_pa
     out_t = out_ctype or CTYPES[nest.output.dtype]
     wm, wn = sched.work_m, sched.work_n
     gm, gn = -(-c.m // sched.tile_m), -(-c.n // sched.tile_n)
-    ix = "int32_t" if max(c.m + sched.tile_m, c.n + sched.tile_n) < 2 ** 31 else "int64_t"
+    ix = _index_ctype(max(c.m + sched.tile_m, c.n + sched.tile_n))
     k_tiles = -(-c.k // tk)
     splits = max(1, min(splits_for(gm * gn * c.nbatch, c.k, tk, occupancy) if splits is None else splits, k_tiles))
     chunk = -(-k_tiles // splits) * tk
@@ -415,10 +421,11 @@ def contraction_kernels(name: str, nest: LoopNest, params: Sequence[str], out_pa
       if (of >= {c.m} || cf >= {c.n}) continue;
 """
     total = c.nbatch * c.m * c.n
-    store = (f"{_decompose('of', c.rows)}{_decompose('cf', c.cols)}      const {acc_t} acc = acc_r[rm][rn];\n"
-             f"      {out_param}[{out_off}] = ({out_t})({epilogue});\n")
     if splits > 1:
         store = f"      {PARTIALS}[ks * {total} + (bz * {c.m} + of) * {c.n} + cf] = acc_r[rm][rn];\n"
+    else:
+        store = (f"{_decompose('of', c.rows)}{_decompose('cf', c.cols)}      const {acc_t} acc = acc_r[rm][rn];\n"
+                 f"      {out_param}[{out_off}] = ({out_t})({epilogue});\n")
     text += store + "    }\n"
     in_params = [Param(params[i], CTYPES[ops[i].dtype]) for i in range(len(ops))]
     out = Param(out_param, out_t, const=False)
@@ -445,7 +452,7 @@ def contraction_kernels(name: str, nest: LoopNest, params: Sequence[str], out_pa
 """
     reduce = Kernel(f"{name}_sum", tuple(dict.fromkeys([Param(PARTIALS, acc_t), *extra, out])), reduce_text,
                     (total,), None, note=f"{nest.name}: the {splits} K chunks added, then the epilogue")
-    return [partial, reduce], splits * total * _SIZES[acc_t]
+    return [partial, reduce], splits * total * np.dtype(acc_dtype).itemsize
 
 
 def elementwise_kernel(name: str, nest: LoopNest, formula: str, names: Sequence[str], params: Sequence[str],
@@ -482,11 +489,9 @@ def elementwise_kernel(name: str, nest: LoopNest, formula: str, names: Sequence[
         body = "\n".join(lines) + "\n"
         return Kernel(name, all_params, body, (total // 4,), None, note=f"{nest.name}: 4 elements per work-item")
     lines = ["  const int64_t g = TW_GID(0);", f"  if (g >= {total}) return;"]
-    if total < 2 ** 31:  # 32-bit index arithmetic: a GPU divides 64-bit integers in software
-        lines.append("  const int32_t g32 = (int32_t)g;")
-        lines.append(_decompose("g32", nest.iterators, "  ").rstrip("\n"))
-    else:
-        lines.append(_decompose("g", nest.iterators, "  ").rstrip("\n"))
+    ix = _index_ctype(total)
+    lines.append(f"  const {ix} gi = ({ix})g;")
+    lines.append(_decompose("gi", nest.iterators, "  ").rstrip("\n"))
     for op, n, t, p, f in zip(nest.inputs, names, in_t, params, full):
         cond, off = operand_access(op, extents)
         if f and nest.output.index == identity:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -93,11 +93,14 @@ def _present(k: KernelContext) -> list[int]:
     return [i for i, v in enumerate(k.node.inputs) if v]
 
 
-def _launch(kernel: Kernel, k: KernelContext, inputs: list[int]) -> Launch:
-    """Bind x<i> params to the node's inputs and y0 to its output, in the kernel's parameter order."""
+def _launch(kernel: Kernel, k: KernelContext, inputs: list[int], temps: tuple[tuple[str, int], ...] = ()) -> Launch:
+    """Bind x<i> params to the node's inputs, y0 to its output and `PARTIALS` to the temporary in `temps`, in
+    the kernel's parameter order."""
     names = {f"x{i}": k.node.inputs[i] for i in inputs}
     names["y0"] = k.node.outputs[0]
-    return Launch(kernel, tuple(names[p.name] for p in kernel.params))
+    if temps:
+        names[PARTIALS] = temps[0][0]
+    return Launch(kernel, tuple(names[p.name] for p in kernel.params), temps=temps)
 
 
 @dataclass(frozen=True)
@@ -141,12 +144,8 @@ def _contraction(name: str, k: KernelContext, inputs: list[int], nest: LoopNest,
     kernels, partial_bytes = contraction_kernels(name, nest, params, transforms=transforms, epilogue=epilogue,
                                                  extra=extra, out_ctype=out_ctype, wmma=wmma,
                                                  occupancy=_options().occupancy)
-    if not partial_bytes:
-        return [_launch(kernels[0], k, inputs)]
-    names = {f"x{i}": k.node.inputs[i] for i in inputs}
-    names.update(y0=k.node.outputs[0], **{PARTIALS: f"#t{name}"})
-    temps = ((f"#t{name}", partial_bytes),)
-    return [Launch(kern, tuple(names[p.name] for p in kern.params), temps=temps) for kern in kernels]
+    temps = ((f"#t{name}", partial_bytes),) if partial_bytes else ()
+    return [_launch(kernel, k, inputs, temps) for kernel in kernels]
 
 
 def _elementwise(name: str, k: KernelContext, formula: str, letters: list[str], inputs: list[int],
@@ -162,8 +161,7 @@ def _elementwise(name: str, k: KernelContext, formula: str, letters: list[str], 
     spec = Elementwise(k.op, formula, tuple(letters), tuple(k.node.inputs[i] for i in inputs),
                        tuple(tuple(s) for s in in_shapes), tuple(in_dtypes), k.node.outputs[0], tuple(out.shape),
                        out.dtype)
-    launch = _launch(kernel, k, inputs)
-    return [Launch(launch.kernel, launch.args, elementwise=spec)]
+    return [replace(_launch(kernel, k, inputs), elementwise=spec)]
 
 
 def _ocl_formula(formula: str) -> str:
