@@ -355,6 +355,20 @@ def _zp(k: KernelContext, i: int | None, index: str, what: str, channels: int) -
     return f"(int32_t)x{i}[{index if size > 1 else 0}]", [i]
 
 
+ZeroPoint = tuple[int | None, str, str, int]  # (input index, C channel index, operand name, channels): see _zp
+
+
+def _operand_transforms(k: KernelContext, nest: LoopNest, a: ZeroPoint,
+                        b: ZeroPoint) -> tuple[tuple[str, str], list[int], bool]:
+    """How the contraction reads its two int8 operands: minus their zero points, or as they are on Tensor Cores
+    (which take zero points only when absent or constant zeros); also the zero-point inputs read and whether
+    Tensor Cores are used. Both zero points are checked first, so a malformed one is an error either way."""
+    (za, used_a), (zb, used_b) = _zp(k, *a), _zp(k, *b)
+    if _on_tensor_cores(k, nest, (a[0], b[0])):
+        return ("{v}", "{v}"), [], True
+    return (f"(int32_t){{v}} - {za}", f"(int32_t){{v}} - {zb}"), used_a + used_b, False
+
+
 def _requant_epilogue(k: KernelContext, xs: int, ws: int, ys: int, yz: int, bias: int | None, ch: str,
                       channels: int) -> tuple[str, list[int]]:
     size = k.in_type(ws).size
@@ -383,15 +397,10 @@ def lower_qconv(name: str, k: KernelContext) -> list[Launch]:
     nest, kg = _conv_nest(k, xi, wi, _int_dtype(k, xi), _int_dtype(k, wi), "int32")
     m = k.in_shape(wi)[0]
     ch = _channel(int(k.attr("group", 1)) > 1, kg)
-    xz, used_x = _zp(k, xz_i, "0", "input", 1)
-    wz, used_w = _zp(k, wz_i, ch, "weight", m)
-    transforms = (f"(int32_t){{v}} - {xz}", f"(int32_t){{v}} - {wz}")
-    wmma = _on_tensor_cores(k, nest, (xz_i, wz_i))
-    if wmma:
-        transforms, used_x, used_w = ("{v}", "{v}"), [], []
+    transforms, used_z, wmma = _operand_transforms(k, nest, (xz_i, "0", "input", 1), (wz_i, ch, "weight", m))
     epi, used = (_requant_epilogue(k, 1, 4, 6, 7, 8, ch, m) if qlinear else ("acc", []))
-    extra = _extra(k, used_x + used_w + used)
-    return _contraction(name, k, [xi, wi, *used_x, *used_w, *used], nest, [f"x{xi}", f"x{wi}"],
+    extra = _extra(k, used_z + used)
+    return _contraction(name, k, [xi, wi, *used_z, *used], nest, [f"x{xi}", f"x{wi}"],
                         transforms=transforms, epilogue=epi, extra=extra, out_ctype=CTYPES[k.out_type().dtype],
                         wmma=wmma)
 
@@ -417,19 +426,14 @@ def lower_qmatmul(name: str, k: KernelContext) -> list[Launch]:
     else:
         nest = matmul_nd_nest(a, b, _int_dtype(k, ai), _int_dtype(k, bi), "int32")
     m, n = nest.iterator("i").extent, nest.iterator("j").extent
-    az, used_a = _zp(k, az_i, "it_i", "left", m)
-    bz, used_b = _zp(k, bz_i, "it_j", "right", n)
-    transforms = (f"(int32_t){{v}} - {az}", f"(int32_t){{v}} - {bz}")
-    wmma = _on_tensor_cores(k, nest, (az_i, bz_i))
-    if wmma:
-        transforms, used_a, used_b = ("{v}", "{v}"), [], []
+    transforms, used_z, wmma = _operand_transforms(k, nest, (az_i, "it_i", "left", m), (bz_i, "it_j", "right", n))
     epi, used = "acc", list[int]()
     if ys_i is not None and as_i is not None and bs_i is not None and yz_i is not None:
         if k.in_type(as_i).size != 1:
             k.unsupported("a per-row scale for the left operand")
         epi, used = _requant_epilogue(k, as_i, bs_i, ys_i, yz_i, bias_i, "it_j", n)
-    extra = _extra(k, used_a + used_b + used)
-    return _contraction(name, k, [ai, bi, *used_a, *used_b, *used], nest, [f"x{ai}", f"x{bi}"],
+    extra = _extra(k, used_z + used)
+    return _contraction(name, k, [ai, bi, *used_z, *used], nest, [f"x{ai}", f"x{bi}"],
                         transforms=transforms, epilogue=epi, extra=extra, out_ctype=CTYPES[k.out_type().dtype],
                         wmma=wmma)
 
