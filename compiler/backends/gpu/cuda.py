@@ -158,10 +158,20 @@ class CudaRuntime:
                 self.launch(kernel, global_size, local_size, args)
         finally:
             graph = _check(cu.cuStreamEndCapture(self.stream))
-        return _check(cu.cuGraphInstantiate(graph, 0))
+        try:
+            return _check(cu.cuGraphInstantiate(graph, 0))
+        finally:
+            _check(cu.cuGraphDestroy(graph))  # the instance does not need its template
 
     def replay(self, recorded: Any) -> None:
         _check(self._cu.cuGraphLaunch(recorded, self.stream))
+
+    def forget(self, recorded: Any) -> None:
+        """Release a graph from `record` (it must not be replayed afterwards)."""
+        _check(self._cu.cuGraphExecDestroy(recorded))
+
+    def free(self, buffer: Any) -> None:
+        _check(self._cu.cuMemFree(buffer))
 
     def finish(self) -> None:
         _check(self._cu.cuStreamSynchronize(self.stream))

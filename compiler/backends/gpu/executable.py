@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ....errors import TensorweaveError
 from ...graph import Graph, Node
 from ..common import InputError, coerce_inputs
 from .fuse import fuse_elementwise
@@ -67,6 +68,10 @@ def _label(node: Node, index: int) -> str:
     return node.name or f"{node.op}_{index}"
 
 
+# One kernel launch as the runtime takes it: (kernel, global size, local size, arguments)
+Call = tuple[Any, tuple[int, ...], tuple[int, ...] | None, list[Any]]
+
+
 @dataclass(frozen=True)
 class KernelTime:
     """One kernel's time in `GPUExecutable.profile`: the node it serves, its op type, how it was lowered."""
@@ -91,29 +96,65 @@ class GPUExecutable:
         graph = self.graph
         names = [launch.kernel.name for launch in self.launches]
         kernels = runtime.kernels(program, names)
+        self._owned: list[Any] = []  # every device buffer allocated here, freed by `close`
         self._buffers: dict[str, Any] = {}
         values = dict.fromkeys(v for n in graph.nodes for v in (*n.inputs, *n.outputs) if v)
         for v in (*graph.inputs, *values):
             if v not in self._buffers:
-                self._buffers[v] = runtime.alloc(graph.types[v].size * np.dtype(graph.types[v].dtype).itemsize)
+                self._buffers[v] = self._alloc(graph.types[v].size * np.dtype(graph.types[v].dtype).itemsize)
         for name, value in graph.constants.items():
             if name in self._buffers:
                 runtime.upload(self._buffers[name], np.asarray(value, dtype=graph.types[name].dtype))
-        self._dummy = runtime.alloc(16)
+        self._dummy = self._alloc(16)
         self._recorded: Any = None
-        self._calls = []
+        self._calls: list[Call] | None = []
         for launch, name in zip(self.launches, names):
-            scratch = [runtime.alloc(n) for n in launch.scratch]
+            scratch = [self._alloc(n) for n in launch.scratch]
             for temp, nbytes in launch.temps:
                 if temp not in self._buffers:
-                    self._buffers[temp] = runtime.alloc(nbytes)
+                    self._buffers[temp] = self._alloc(nbytes)
             args = [self._dummy if not a else scratch[int(a[2:])] if a.startswith("#s") else self._buffers[a]
                     for a in launch.args]
             self._calls.append((kernels[name], launch.kernel.global_size, launch.kernel.local_size, args))
         runtime.finish()
 
+    def _alloc(self, nbytes: int) -> Any:
+        buffer = self.runtime.alloc(nbytes)
+        self._owned.append(buffer)
+        return buffer
+
+    def close(self) -> None:
+        """Give the device memory and the recorded CUDA graph back (also when the executable is collected);
+        `run` is an error afterwards. Calling it again does nothing."""
+        if self._calls is None:
+            return
+        self.runtime.finish()
+        if self._recorded is not None:
+            self.runtime.forget(self._recorded)
+        for buffer in self._owned:
+            self.runtime.free(buffer)
+        self._calls, self._recorded, self._owned, self._buffers = None, None, [], {}
+
+    def __enter__(self) -> GPUExecutable:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - at interpreter exit the driver may be gone; nothing left to free
+            pass
+
+    def _live_calls(self) -> list[Call]:
+        if self._calls is None:
+            raise TensorweaveError("this GPU executable was closed: compile the model again to run it")
+        return self._calls
+
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         graph = self.graph
+        self._live_calls()
         for name, array in coerce_inputs(graph, inputs).items():
             self.runtime.upload(self._buffers[name], array)
         self._launch_all()
@@ -130,13 +171,14 @@ class GPUExecutable:
         return result
 
     def _launch_all(self) -> None:
+        calls = self._live_calls()
         record = getattr(self.runtime, "record", None)
-        if record is not None and self._recorded is None and self._calls:
-            self._recorded = record(self._calls)
+        if record is not None and self._recorded is None and calls:
+            self._recorded = record(calls)
         if self._recorded is not None:
             self.runtime.replay(self._recorded)
             return
-        for kernel, global_size, local_size, args in self._calls:
+        for kernel, global_size, local_size, args in calls:
             self.runtime.launch(kernel, global_size, local_size, args)
 
     @property
@@ -153,17 +195,21 @@ class GPUExecutable:
         ops = {_label(n, i): n.op for i, n in enumerate(self.graph.nodes)}
         record = getattr(self.runtime, "record", None)
         times = []
-        for call, launch, node in zip(self._calls, self.launches, self._nodes):
-            if record is not None:
-                recorded = record([call] * repeats)
+        for call, launch, node in zip(self._live_calls(), self.launches, self._nodes):
+            recorded = record([call] * repeats) if record is not None else None
+            if recorded is not None:
                 run = functools.partial(self.runtime.replay, recorded)
             else:
                 run = functools.partial(self._launch_repeats, call, repeats)
-            run()  # warm-up
-            self.runtime.finish()
-            start = time.perf_counter()
-            run()
-            self.runtime.finish()
+            try:
+                run()  # warm-up
+                self.runtime.finish()
+                start = time.perf_counter()
+                run()
+                self.runtime.finish()
+            finally:
+                if recorded is not None:
+                    self.runtime.forget(recorded)
             ms = (time.perf_counter() - start) * 1e3 / repeats
             times.append(KernelTime(node, ops.get(node, "?"), launch.kernel.name, launch.kernel.note, ms))
         self.run(inputs)  # leave every buffer as a plain run leaves it

@@ -103,6 +103,9 @@ class OpenCLRuntime:
     def alloc(self, nbytes: int) -> Any:
         return self._cl.Buffer(self.ctx, self._cl.mem_flags.READ_WRITE, max(16, int(nbytes)))
 
+    def free(self, buffer: Any) -> None:
+        buffer.release()
+
     def upload(self, buffer: Any, array: np.ndarray) -> None:
         if array.nbytes:
             self._cl.enqueue_copy(self.queue, buffer, np.ascontiguousarray(array), is_blocking=True)
