@@ -7,12 +7,12 @@ from tensorweave.hw.dma import ReadDMA, geometry
 from tensorweave.isa import Insn, build_isa
 
 
-def _run_dma(config, memory, fields, dram: bytes, base: int):
+def _run_dma(config, memory, fields, dram: bytes, base: int, responder):
     isa = build_isa(config)
     dut = ReadDMA(config, memory)
     size, chunk, chunks = geometry(config, memory)
-    bus = config.bus_bytes
-    writes, bursts = {}, []
+    writes = {}
+    axi = responder(dut.port, dram, config.bus_bytes)
 
     async def bench(ctx):
         ctx.set(dut.cmd.as_value(), isa.encode(Insn("LOAD", fields)))
@@ -20,21 +20,8 @@ def _run_dma(config, memory, fields, dram: bytes, base: int):
         ctx.set(dut.start, 1)
         await ctx.tick()
         ctx.set(dut.start, 0)
-        queue = []
         for _ in range(2000):
-            ctx.set(dut.port.ar.ready, 1)
-            if queue:
-                addr, left = queue[0]
-                ctx.set(dut.port.r.valid, 1)
-                ctx.set(dut.port.r.payload, {"data": int.from_bytes(dram[addr:addr + bus], "little"),
-                                             "last": left == 1})
-            else:
-                ctx.set(dut.port.r.valid, 0)
-            took = queue and ctx.get(dut.port.r.ready)
-            request = None
-            if ctx.get(dut.port.ar.valid):
-                payload = ctx.get(dut.port.ar.payload)
-                request = (int(payload.addr), int(payload.len) + 1)
+            axi.drive(ctx)
             if ctx.get(dut.write.en):
                 addr, data = ctx.get(dut.write.addr), ctx.get(dut.write.data)
                 row = writes.setdefault(addr, [None] * chunks)
@@ -44,23 +31,17 @@ def _run_dma(config, memory, fields, dram: bytes, base: int):
                     row[ctx.get(dut.write.chunk) if chunks > 1 else 0] = data
             busy = ctx.get(dut.busy)
             await ctx.tick()
-            if took:
-                queue[0] = (queue[0][0] + bus, queue[0][1] - 1)
-                if queue[0][1] == 0:
-                    queue.pop(0)
-            if request:
-                bursts.append(request)
-                queue.append(request)
+            axi.advance()
             if not busy:
                 break
-        assert not queue
+        assert not axi.queue
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
     sim.run()
     rows = {a: b"".join(c.to_bytes(chunk, "little") for c in r) for a, r in writes.items()}
-    return rows, bursts
+    return rows, axi.bursts
 
 
 def _expected(fields, dram: bytes, base: int, size: int) -> dict[int, bytes]:
@@ -80,13 +61,13 @@ def _expected(fields, dram: bytes, base: int, size: int) -> dict[int, bytes]:
 
 
 @pytest.mark.parametrize("memory", ["INP", "WGT", "ACC"])
-def test_padded_strided_tile(tiny, memory):
+def test_padded_strided_tile(tiny, memory, read_responder):
     size = geometry(tiny, memory)[0]
     rng = np.random.default_rng(5)
     dram = bytes(rng.integers(0, 256, size=4096, dtype=np.uint8))
     fields = {"memory_id": build_isa(tiny).enums["memory_id"][memory], "sram_base": 2, "dram_base": 3,
               "y_size": 3, "x_size": 3, "x_stride": 5, "y_pad_0": 1, "y_pad_1": 1, "x_pad_0": 2, "x_pad_1": 1}
-    rows, bursts = _run_dma(tiny, memory, fields, dram, base=0x100)
+    rows, bursts = _run_dma(tiny, memory, fields, dram, base=0x100, responder=read_responder)
     assert rows == _expected(fields, dram, 0x100, size)
     bus = tiny.bus_bytes
     # one burst per DRAM row, covering exactly the bus words of that row

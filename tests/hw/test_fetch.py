@@ -19,9 +19,8 @@ load.inp dram_base=0 y_size=1 x_size=1 x_stride=1
 """
 
 
-def _run_fetch(config, words, count, base=0x40, stall_store=0):
+def _run_fetch(config, words, count, responder, base=0x40, stall_store=0):
     dut = Fetch(config)
-    bus = config.bus_bytes
     ib = 16
     dram = bytearray(base + ib * len(words) + 64)
     for k, w in enumerate(words):
@@ -29,6 +28,7 @@ def _run_fetch(config, words, count, base=0x40, stall_store=0):
     got = {"load": [], "compute": [], "store": []}
     errors = []
     finished = []
+    axi = responder(dut.port, dram, config.bus_bytes)
 
     async def bench(ctx):
         ctx.set(dut.base, base)
@@ -36,23 +36,10 @@ def _run_fetch(config, words, count, base=0x40, stall_store=0):
         ctx.set(dut.start, 1)
         await ctx.tick()
         ctx.set(dut.start, 0)
-        queue = []
         for cycle in range(400):
-            ctx.set(dut.port.ar.ready, 1)
-            if queue:
-                addr, left = queue[0]
-                ctx.set(dut.port.r.valid, 1)
-                ctx.set(dut.port.r.payload, {"data": int.from_bytes(dram[addr:addr + bus], "little"),
-                                             "last": left == 1})
-            else:
-                ctx.set(dut.port.r.valid, 0)
+            axi.drive(ctx)
             for name in got:
                 ctx.set(getattr(dut, name).ready, name != "store" or cycle >= stall_store)
-            took = queue and ctx.get(dut.port.r.ready)
-            request = None
-            if ctx.get(dut.port.ar.valid):
-                payload = ctx.get(dut.port.ar.payload)
-                request = (int(payload.addr), int(payload.len) + 1)
             for name in got:
                 stream = getattr(dut, name)
                 if ctx.get(stream.valid) and ctx.get(stream.ready):
@@ -62,12 +49,7 @@ def _run_fetch(config, words, count, base=0x40, stall_store=0):
                 errors.append((ctx.get(dut.error_code), ctx.get(dut.error_insn)))
             idle = ctx.get(dut.idle)
             await ctx.tick()
-            if took:
-                queue[0] = (queue[0][0] + bus, queue[0][1] - 1)
-                if queue[0][1] == 0:
-                    queue.pop(0)
-            if request:
-                queue.append(request)
+            axi.advance()
             if idle and cycle > 4:
                 break
         finished.append(ctx.get(dut.finished))
@@ -79,26 +61,26 @@ def _run_fetch(config, words, count, base=0x40, stall_store=0):
     return got, errors, finished[0]
 
 
-def test_routes_in_order_and_stops_after_finish(tiny):
+def test_routes_in_order_and_stops_after_finish(tiny, read_responder):
     program = assemble(PROGRAM, tiny)
     words = list(program.insns)
-    got, errors, finished = _run_fetch(tiny, words, len(words), stall_store=30)
+    got, errors, finished = _run_fetch(tiny, words, len(words), read_responder, stall_store=30)
     assert not errors and finished
     assert got["load"] == [(0, words[0]), (2, words[2])]
     assert got["store"] == [(4, words[4])]
     assert got["compute"] == [(k, words[k]) for k in (1, 3, 5, 6, 7)]   # the LOAD after FINISH is not sent
 
 
-def test_stops_at_insn_count_without_finish(tiny):
+def test_stops_at_insn_count_without_finish(tiny, read_responder):
     words = list(assemble(PROGRAM, tiny).insns)
-    got, errors, finished = _run_fetch(tiny, words, 3)
+    got, errors, finished = _run_fetch(tiny, words, 3, read_responder)
     assert not finished and not errors
     assert sorted(i for q in got.values() for i, _ in q) == [0, 1, 2]
 
 
-def test_illegal_opcode_reported_with_its_index(tiny):
+def test_illegal_opcode_reported_with_its_index(tiny, read_responder):
     words = list(assemble(PROGRAM, tiny).insns)
     words[3] = (words[3] & ~7) | 7
-    got, errors, finished = _run_fetch(tiny, words, len(words))
+    got, errors, finished = _run_fetch(tiny, words, len(words), read_responder)
     assert errors == [(1, 3)] and not finished
     assert sorted(i for q in got.values() for i, _ in q) == [0, 1, 2]
