@@ -5,8 +5,13 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import onnx
+    from tensorweave.compiler.graph import Graph
 
 
 def time_pair(first: Callable[[], object], second: Callable[[], object],
@@ -32,3 +37,16 @@ def lsb_note(ours: np.ndarray, theirs: np.ndarray) -> str:
     step = float(np.abs(theirs[theirs != 0]).min()) if np.any(theirs != 0) else 1.0
     steps = np.rint(np.abs(ours - theirs) / step)
     return f"{int((steps > 0).sum())}/{steps.size} outputs differ"
+
+
+def benchmark_model(name: str, precision: str) -> tuple[onnx.ModelProto, Graph]:
+    """The seeded model `name` of `tensorweave.compiler.models` (its int8 QDQ form from `quantize_model`,
+    the project convention, when `precision` is "int8") and its graph."""
+    from tensorweave.compiler.frontend import from_onnx
+    from tensorweave.compiler.models import MODELS
+    from tensorweave.compiler.quantize import quantize_model
+
+    model = MODELS[name](seed=0)
+    if precision == "int8":
+        model = quantize_model(model, samples=4)
+    return model, from_onnx(model)

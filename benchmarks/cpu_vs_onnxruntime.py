@@ -20,15 +20,13 @@ import sys
 import time
 
 import numpy as np
-from _pairs import lsb_note, time_pair
+from _pairs import benchmark_model, lsb_note, time_pair
 
 
 def main(argv: list[str] | None = None) -> int:
     import onnxruntime as ort
     from tensorweave.compiler.backends.cpu import compile_graph, detect_toolchain
-    from tensorweave.compiler.frontend import from_onnx
     from tensorweave.compiler.models import MODELS
-    from tensorweave.compiler.quantize import quantize_model
     from tqdm import tqdm
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -45,10 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     jobs = [(m, p) for m in args.models for p in args.precisions]
     for name, precision in tqdm(jobs, desc="models", file=sys.stderr):
-        model = MODELS[name](seed=0)
-        if precision == "int8":
-            model = quantize_model(model, samples=4)
-        graph = from_onnx(model)
+        model, graph = benchmark_model(name, precision)
         start = time.perf_counter()
         exe = compile_graph(graph)
         compile_s = time.perf_counter() - start

@@ -23,15 +23,13 @@ import sys
 import time
 
 import numpy as np
-from _pairs import lsb_note, time_pair
+from _pairs import benchmark_model, lsb_note, time_pair
 
 
 def main(argv: list[str] | None = None) -> int:
     import onnxruntime as ort
     from tensorweave.compiler.backends.gpu import compile_graph, runtime_for
-    from tensorweave.compiler.frontend import from_onnx
     from tensorweave.compiler.models import MODELS
-    from tensorweave.compiler.quantize import quantize_model
     from tensorweave.compiler.run import reference_outputs
     from tqdm import tqdm
 
@@ -51,10 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     jobs = [(m, p) for m in args.models for p in args.precisions]
     used_provider = ""
     for name, precision in tqdm(jobs, desc="models", file=sys.stderr):
-        model = MODELS[name](seed=0)
-        if precision == "int8":
-            model = quantize_model(model, samples=4)
-        graph = from_onnx(model)
+        model, graph = benchmark_model(name, precision)
         start = time.perf_counter()
         exe = compile_graph(graph, args.api, tensor_cores=args.tensor_cores)
         x = np.random.default_rng(1).standard_normal(graph.types[graph.inputs[0]].shape).astype(np.float32)
