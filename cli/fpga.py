@@ -133,7 +133,7 @@ def cmd_fit_table(args: argparse.Namespace) -> int:
             print(f"{TABLE} is current: {len(load_estimates())} estimates, each of today's preset and Verilog")
         return 0 if current and not stale else 1
     if args.refresh:
-        for path in refresh(args.presets, args.boards, progress=not args.quiet):
+        for path in refresh(args.presets, args.boards, progress=not args.quiet, jobs=args.jobs):
             print(f"wrote {path}")
     print(f"wrote {write_table()}")
     return 0
@@ -173,5 +173,7 @@ def register(subparsers) -> None:
     p.add_argument("--refresh", action="store_true", help="re-synthesize (minutes per preset) before rendering")
     p.add_argument("--presets", nargs="*", help="presets to refresh (default: all)")
     p.add_argument("--boards", nargs="*", help="boards to refresh (default: all)")
+    p.add_argument("-j", "--jobs", type=int, default=1,
+                   help="with --refresh: syntheses run at once (one core each; a large preset needs several GB)")
     p.add_argument("--check", action="store_true", help="exit 1 when the table or an estimate is out of date")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")

@@ -15,15 +15,18 @@ presets that convert quickly by default and all of them in the slow run).
 from __future__ import annotations
 
 import json
+import multiprocessing
 import re
 import tempfile
 from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
 from ..configs import load_config, preset_names
+from ..errors import TensorweaveError
 from .boards import BOARDS, RESOURCE_NAMES, board_names
 from .synth import DSP_SHARE, OOC_MIN_LUT_MULTIPLIERS, estimate
 
@@ -48,20 +51,50 @@ def estimate_path(preset: str, board: str, folder: Path | None = None) -> Path:
 
 
 def refresh(presets: Iterable[str] | None = None, boards: Iterable[str] | None = None, folder: Path = ESTIMATES,
-            work: Path | None = None, progress: bool = True) -> list[Path]:
-    """Synthesize each (preset, board) and store its estimate JSON; returns the files written."""
+            work: Path | None = None, progress: bool = True, jobs: int = 1) -> list[Path]:
+    """Synthesize each (preset, board) and store its estimate JSON; returns the files written.
+
+    `jobs` > 1 runs that many syntheses at once in worker processes (yosys uses one core each; a large
+    preset takes several GB of memory); the live tool lines are then left out, the bar counts pairs. Each
+    JSON is written as soon as its pair is done, so a failure or an interrupt loses none that finished."""
     pairs = [(p, b) for p in (presets or preset_names()) for b in (boards or board_names())]
+    if jobs < 1:
+        raise TensorweaveError(f"--jobs must be at least 1, not {jobs}")
     folder.mkdir(parents=True, exist_ok=True)
-    written = []
+    written: dict[tuple[str, str], Path] = {}
     with tempfile.TemporaryDirectory(prefix="tensorweave-fit-") as scratch:
         base = work or Path(scratch)
-        for preset, board in tqdm(pairs, desc="fit table", unit="pair", disable=not progress):
-            result = estimate(preset, board, base / f"{preset}--{board}", progress=progress)
-            path = estimate_path(preset, board, folder)
-            kept = KEPT + (KEPT_OOC if is_ooc(result) else ())
-            path.write_text(json.dumps({k: result[k] for k in kept}, indent=2, sort_keys=True) + "\n")
-            written.append(path)
-    return written
+        bar = tqdm(total=len(pairs), desc="fit table", unit="pair", disable=not progress)
+        if jobs == 1 or len(pairs) == 1:
+            for preset, board in pairs:
+                result = estimate(preset, board, base / f"{preset}--{board}", progress=progress)
+                written[preset, board] = _store(result, preset, board, folder)
+                bar.update()
+        else:
+            with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+                futures = {pool.submit(estimate, preset, board, base / f"{preset}--{board}", False): (preset, board)
+                           for preset, board in pairs}
+                try:
+                    for future in as_completed(futures):
+                        preset, board = futures[future]
+                        written[preset, board] = _store(future.result(), preset, board, folder)
+                        bar.update()
+                except BaseException:
+                    for future in futures:  # those not started are dropped; running ones finish and are kept
+                        future.cancel()
+                    for future, (preset, board) in futures.items():
+                        if not future.cancelled() and future.exception() is None and (preset, board) not in written:
+                            written[preset, board] = _store(future.result(), preset, board, folder)
+                    raise
+        bar.close()
+    return [written[pair] for pair in pairs if pair in written]
+
+
+def _store(result: dict[str, Any], preset: str, board: str, folder: Path) -> Path:
+    path = estimate_path(preset, board, folder)
+    kept = KEPT + (KEPT_OOC if is_ooc(result) else ())
+    path.write_text(json.dumps({k: result[k] for k in kept}, indent=2, sort_keys=True) + "\n")
+    return path
 
 
 def is_ooc(entry: dict[str, Any]) -> bool:

@@ -89,3 +89,24 @@ def test_current_estimates_are_of_todays_verilog_tiny():
 @pytest.mark.slow
 def test_current_estimates_are_of_todays_verilog_all_presets():
     _check_verilog_of_current_estimates(preset_names())
+
+
+def test_refresh_in_parallel_writes_what_a_serial_refresh_writes(tmp_path, monkeypatch):
+    """Two syntheses of the small demo design in two worker processes; the serial refresh that follows
+    finds both in the cache the workers filled and writes the same JSON."""
+    import json
+
+    from tensorweave.errors import TensorweaveError
+    from tensorweave.fpga.fit import refresh
+
+    monkeypatch.setenv("TENSORWEAVE_CACHE", str(tmp_path / "cache"))
+    boards = ["ulx3s", "pynq-z2"]
+    parallel = refresh(["demo"], boards, folder=tmp_path / "parallel", progress=False, jobs=2)
+    assert [p.name for p in parallel] == ["demo--ulx3s.json", "demo--pynq-z2.json"]
+    entries = [json.loads(p.read_text()) for p in parallel]
+    assert [e["board"] for e in entries] == boards and all(e["resources"]["lut"] > 0 for e in entries)
+    assert entries[0]["family"] == "ecp5" and entries[1]["family"] == "xc7"
+    serial = refresh(["demo"], boards, folder=tmp_path / "serial", progress=False)
+    assert [p.read_text() for p in serial] == [p.read_text() for p in parallel]
+    with pytest.raises(TensorweaveError, match="--jobs must be at least 1"):
+        refresh(["demo"], boards, folder=tmp_path / "none", progress=False, jobs=0)
