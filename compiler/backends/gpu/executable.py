@@ -87,6 +87,10 @@ class GPUExecutable:
     """A compiled graph on one runtime: `run({input: array}) -> {output: array}`."""
 
     def __init__(self, generated: GeneratedGPU, runtime: Any, program: Any, source: str) -> None:
+        # first, so that `close` (also from __del__) frees what a failing __init__ allocated
+        self._owned: list[Any] = []  # every device buffer allocated here, freed by `close`
+        self._recorded: Any = None
+        self._calls: list[Call] | None = []
         self.graph = generated.graph
         self.launches = generated.launches
         self._nodes = generated.nodes
@@ -96,7 +100,6 @@ class GPUExecutable:
         graph = self.graph
         names = [launch.kernel.name for launch in self.launches]
         kernels = runtime.kernels(program, names)
-        self._owned: list[Any] = []  # every device buffer allocated here, freed by `close`
         self._buffers: dict[str, Any] = {}
         values = dict.fromkeys(v for n in graph.nodes for v in (*n.inputs, *n.outputs) if v)
         for v in (*graph.inputs, *values):
@@ -106,8 +109,6 @@ class GPUExecutable:
             if name in self._buffers:
                 runtime.upload(self._buffers[name], np.asarray(value, dtype=graph.types[name].dtype))
         self._dummy = self._alloc(16)
-        self._recorded: Any = None
-        self._calls: list[Call] | None = []
         for launch, name in zip(self.launches, names):
             scratch = [self._alloc(n) for n in launch.scratch]
             for temp, nbytes in launch.temps:
@@ -128,12 +129,13 @@ class GPUExecutable:
         `run` is an error afterwards. Calling it again does nothing."""
         if self._calls is None:
             return
-        self.runtime.finish()
-        if self._recorded is not None:
-            self.runtime.forget(self._recorded)
-        for buffer in self._owned:
-            self.runtime.free(buffer)
+        recorded, owned = self._recorded, self._owned
         self._calls, self._recorded, self._owned, self._buffers = None, None, [], {}
+        self.runtime.finish()
+        if recorded is not None:
+            self.runtime.forget(recorded)
+        for buffer in owned:
+            self.runtime.free(buffer)
 
     def __enter__(self) -> GPUExecutable:
         return self

@@ -85,6 +85,29 @@ def test_close_gives_back_every_buffer_and_graph(opencl: str) -> None:
     plain.close()
 
 
+def test_a_failing_constructor_frees_what_it_allocated(opencl: str) -> None:
+    import gc
+
+    from tensorweave.compiler.backends.gpu import runtime_for
+    from tensorweave.compiler.backends.gpu.executable import GPUExecutable, generate, optimize
+    from tensorweave.compiler.backends.gpu.render import render
+
+    class OutOfMemory(CountingRuntime):
+        def alloc(self, nbytes: int) -> Any:
+            if self.allocated == 5:
+                raise TensorweaveError("out of device memory")
+            return super().alloc(nbytes)
+
+    generated = generate(optimize(from_onnx(small_cnn(seed=0))))
+    runtime = OutOfMemory(runtime_for(opencl))
+    source = render([launch.kernel for launch in generated.launches], runtime.api)
+    program = runtime.build(source, False)
+    with pytest.raises(TensorweaveError, match="out of device memory"):
+        GPUExecutable(generated, runtime, program, source)
+    gc.collect()
+    assert runtime.allocated == 5 and runtime.buffers == {}
+
+
 class FakeDriver:
     """What `CudaRuntime.record` / `forget` / `free` call of cuda-bindings' driver, logged."""
 
