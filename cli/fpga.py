@@ -33,6 +33,8 @@ def _smaller_presets(design: str, board: str) -> list[str]:
 
 
 def _print_estimate(result: dict[str, Any]) -> None:
+    from ..fpga.synth import is_ooc
+
     board = BOARDS[result["board"]]
     cached = " [cached]" if result.get("cached") else ""
     title = f"{result['design']} on {result['board']} ({result['part']}){cached}"
@@ -46,7 +48,7 @@ def _print_estimate(result: dict[str, Any]) -> None:
     if "multipliers" in result:
         muls = result["multipliers"]
         print(f"multipliers: {muls['total']} ({muls['on_dsp']} on DSPs, {muls['as_lut']} as LUT Booth multipliers)")
-    if result.get("method", "flat") != "flat":
+    if is_ooc(result):
         print("LUT multipliers synthesized out of context: each kind once, counted once per instance (fpga/ooc.py)")
     if "placed_cells" in result:
         cells = result["placed_cells"]

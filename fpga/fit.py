@@ -28,7 +28,7 @@ from tqdm import tqdm
 from ..configs import load_config, preset_names
 from ..errors import TensorweaveError
 from .boards import BOARDS, RESOURCE_NAMES, board_names
-from .synth import DSP_SHARE, OOC_MIN_LUT_MULTIPLIERS, estimate
+from .synth import DSP_SHARE, OOC_MIN_LUT_MULTIPLIERS, estimate, is_ooc
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "fpga"
 ESTIMATES = DOCS / "estimates"
@@ -95,11 +95,6 @@ def _store(result: dict[str, Any], preset: str, board: str, folder: Path) -> Pat
     kept = KEPT + (KEPT_OOC if is_ooc(result) else ())
     path.write_text(json.dumps({k: result[k] for k in kept}, indent=2, sort_keys=True) + "\n")
     return path
-
-
-def is_ooc(entry: dict[str, Any]) -> bool:
-    """Whether the estimate's LUT multipliers were synthesized out of context (no "method": flat)."""
-    return entry.get("method", "flat") != "flat"
 
 
 def load_estimates(folder: Path = ESTIMATES) -> list[dict[str, Any]]:

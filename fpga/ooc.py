@@ -34,7 +34,8 @@ METHOD = "out-of-context multipliers"
 PARAMS = ("A_SIGNED", "A_WIDTH", "B_SIGNED", "B_WIDTH", "Y_WIDTH")
 
 
-def _bool_param(value: str) -> bool:
+def flag_param(value: str) -> bool:
+    """A yosys boolean cell parameter as `dump` writes it ("0", "1", or sized as "0'0")."""
     return value not in ("0", "0'0")
 
 
@@ -50,8 +51,8 @@ class MulKind:
 
     @classmethod
     def from_params(cls, params: dict[str, str]) -> MulKind:
-        return cls(int(params["A_WIDTH"]), int(params["B_WIDTH"]), _bool_param(params.get("A_SIGNED", "0")),
-                   _bool_param(params.get("B_SIGNED", "0")), int(params["Y_WIDTH"]))
+        return cls(int(params["A_WIDTH"]), int(params["B_WIDTH"]), flag_param(params.get("A_SIGNED", "0")),
+                   flag_param(params.get("B_SIGNED", "0")), int(params["Y_WIDTH"]))
 
     @property
     def name(self) -> str:
@@ -85,8 +86,8 @@ def synth_script(kinds: dict[str, MulKind], synth_command: str) -> str:
     by_kind: dict[MulKind, list[str]] = {}
     for cell, kind in sorted(kinds.items()):
         by_kind.setdefault(kind, []).append(cell)
+    unset = " ".join(f"-unset {p}" for p in PARAMS)
     for kind, cells in sorted(by_kind.items()):
-        unset = " ".join(f"-unset {p}" for p in PARAMS)
         lines.append(f"setparam -type \\{kind.name} {unset} {' '.join(f'{TOP}/{c}' for c in cells)}")
     return "\n".join([*lines, synth_command, "tee -q -o stat.json stat -json", ""])
 

