@@ -217,7 +217,7 @@ class GPUExecutable:
         self.run(inputs)  # leave every buffer as a plain run leaves it
         return times
 
-    def _launch_repeats(self, call: tuple[Any, ...], repeats: int) -> None:
+    def _launch_repeats(self, call: Call, repeats: int) -> None:
         for _ in range(repeats):
             self.runtime.launch(*call)
 

@@ -466,14 +466,14 @@ def elementwise_kernel(name: str, nest: LoopNest, formula: str, names: Sequence[
     out_t = out_ctype or CTYPES[nest.output.dtype]
     in_t = list(in_ctypes) if in_ctypes is not None else [CTYPES[op.dtype] for op in nest.inputs]
     out_dtype_ok = out_t in VEC_TYPES
-    identity = tuple(Affine.of(it.name) for it in nest.iterators)
+    flat_out = nest.output.index == tuple(Affine.of(it.name) for it in nest.iterators)  # y[g]: the g-th element
     full = [op.index == nest.output.index and op.shape == nest.output.shape for op in nest.inputs]
     scalar = [not f and all(not a.terms for a in op.index) and operand_access(op, extents)[0] == "1"
               for f, op in zip(full, nest.inputs)]
     in_params = [Param(p, t) for p, t in zip(params, in_t)]
     all_params = (*dict.fromkeys(in_params), Param(out_param, out_t, const=False))
     vector_ok = all(f or sc for f, sc in zip(full, scalar)) and all(t in VEC_TYPES for t, f in zip(in_t, full) if f)
-    if vector_ok and nest.output.index == identity and total % 4 == 0 and total >= 16 and out_dtype_ok:
+    if vector_ok and flat_out and total % 4 == 0 and total >= 16 and out_dtype_ok:
         # operands read with the output's index: 4-wide loads; per-tensor ones (a scale, a zero point): once
         lines = ["  const int64_t g = TW_GID(0);", f"  if (g >= {total // 4}) return;"]
         for j, (op, n, p, t, f) in enumerate(zip(nest.inputs, names, params, in_t, full)):
@@ -494,12 +494,12 @@ def elementwise_kernel(name: str, nest: LoopNest, formula: str, names: Sequence[
     lines.append(_decompose("gi", nest.iterators, "  ").rstrip("\n"))
     for op, n, t, p, f in zip(nest.inputs, names, in_t, params, full):
         cond, off = operand_access(op, extents)
-        if f and nest.output.index == identity:
+        if f and flat_out:
             cond, off = "1", "g"
         read = f"{p}[{off}]" if cond == "1" else f"({cond}) ? {p}[{off}] : 0"
         lines.append(f"  const {t} {n} = {read};")
     _, out_off = operand_access(nest.output, extents)
-    if nest.output.index == identity:
+    if flat_out:
         out_off = "g"
     if prelude:
         lines.append(f"  {prelude}")
