@@ -5,7 +5,7 @@
 For each config it runs the validation set of `tensorweave.dse.validation` (also used by
 tests/sim/test_cycle.py: blocked, tiled and double-buffered GEMMs, compiled conv layers, random
 programs) on the cycle model, the functional
-simulator and, when tensorweave.sim.rtl is importable, the Verilator harness; prints one row per
+simulator and, when tensorweave.cosim is importable, the Verilator harness; prints one row per
 program, the worst and mean error, and the wall-time ratios.
 """
 
@@ -27,7 +27,7 @@ def main() -> None:
     parser.add_argument("--random", type=int, default=40, help="random programs per config")
     parser.add_argument("--no-rtl", action="store_true", help="skip the RTL even if it is available")
     args = parser.parse_args()
-    use_rtl = not args.no_rtl and importlib.util.find_spec("tensorweave.sim.rtl") is not None
+    use_rtl = not args.no_rtl and importlib.util.find_spec("tensorweave.cosim") is not None
     errors, times = [], {"model": 0.0, "functional": 0.0, "rtl": 0.0}
     print(f"{'config':12} {'program':28} {'model':>8} {'RTL':>8} {'error':>8}")
     for name in args.configs:
@@ -42,7 +42,7 @@ def main() -> None:
         times["functional"] += time.perf_counter() - start
         measured = [None] * len(batch)
         if use_rtl:
-            from tensorweave.sim.rtl import run_rtl_many
+            from tensorweave.cosim import run_rtl_many
             run_rtl_many([batch[0][1]], config)  # build (or find) the harness before timing
             start = time.perf_counter()
             measured = [r.cycles for r in run_rtl_many([p for _, p in batch], config)]

@@ -14,10 +14,10 @@ import time
 from dataclasses import replace
 
 from tensorweave.configs import load_config
+from tensorweave.cosim.engine import HarnessJob, cycle_budget, harness_for, run_harness, to_run_result
+from tensorweave.cosim.gemm_workload import default_shape, double_buffered_gemm
 from tensorweave.isa import assemble
 from tensorweave.sim import run_functional
-from tensorweave.sim.rtl.engine import HarnessJob, cycle_budget, harness_for, run_harness, to_run_result
-from tensorweave.sim.rtl.gemm_workload import default_shape, double_buffered_gemm
 
 
 def main() -> int:

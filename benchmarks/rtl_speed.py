@@ -14,11 +14,11 @@ import argparse
 import time
 
 from tensorweave.configs import load_config
+from tensorweave.cosim.cocotb_runner import run_cocotb_raw
+from tensorweave.cosim.engine import _verilog, harness_for, harness_jobs, run_harness, to_run_result
+from tensorweave.cosim.gemm_workload import GemmShape, double_buffered_gemm
 from tensorweave.isa import assemble
 from tensorweave.sim import run_functional
-from tensorweave.sim.rtl.cocotb_runner import run_cocotb_raw
-from tensorweave.sim.rtl.engine import _verilog, harness_for, harness_jobs, run_harness, to_run_result
-from tensorweave.sim.rtl.gemm_workload import GemmShape, double_buffered_gemm
 
 
 def main() -> int:

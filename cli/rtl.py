@@ -12,7 +12,7 @@ from ..sim import run_functional
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from ..sim.rtl.engine import harness_for
+    from ..cosim.engine import harness_for
 
     start = time.perf_counter()
     build = harness_for(load_config(args.config), waves=args.waves)
@@ -22,8 +22,8 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from ..sim.rtl import run_rtl
-    from ..sim.rtl.fuzz import compare
+    from ..cosim import run_rtl
+    from ..cosim.fuzz import compare
 
     program = Program.load(args.program)
     start = time.perf_counter()
@@ -42,8 +42,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_fuzz(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from ..sim.rtl.engine import harness_for
-    from ..sim.rtl.fuzz import fuzz
+    from ..cosim.engine import harness_for
+    from ..cosim.fuzz import fuzz
 
     config = load_config(args.config)
     harness_for(config)  # build first, so the progress bar measures runs only

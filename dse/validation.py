@@ -2,7 +2,7 @@
 
 Used by tests/sim/test_cycle.py (the 5 % check against the RTL) and benchmarks/cycle_model.py. It lives
 in dse/ because it draws on every layer below: blocked GEMMs (sim/programs.py), tiled and double-buffered
-GEMMs (dse/workloads.py, sim/rtl/gemm_workload.py), compiled conv layers (compiler/accel) and random
+GEMMs (dse/workloads.py, cosim/gemm_workload.py), compiled conv layers (compiler/accel) and random
 programs (sim/random_programs.py).
 """
 
@@ -12,10 +12,10 @@ import numpy as np
 
 from ..compiler.accel import AccelError, ConvSpec, Requant, compile_conv
 from ..configs import AccelConfig
+from ..cosim.gemm_workload import GemmShape, double_buffered_gemm
 from ..isa import Program, assemble
 from ..sim.programs import blocked_gemm
 from ..sim.random_programs import random_program
-from ..sim.rtl.gemm_workload import GemmShape, double_buffered_gemm
 from .workloads import Tiles, tiled_gemm
 
 VALIDATION_CONFIGS = ("tiny", "vta-default", "w4a8")

@@ -4,7 +4,7 @@
 registers over AXI4-Lite, starts the run and serves the AXI4 DRAM port cycle by cycle until `irq`
 (or `max_cycles`). It returns the final DRAM image (the program's region), the cycle count and the
 status registers. This is the slow, exact reference path (a few thousand cycles per second):
-meant for small programs in tests; the Verilator harnesses in `sim/rtl/` are the fast path.
+meant for small programs in tests; the Verilator harnesses in `cosim/` are the fast path.
 """
 
 from __future__ import annotations

@@ -51,7 +51,7 @@ Timing model (cycles; see each unit's module for details):
   round-robin burst arbiter (`hw/arbiter.py`): one AR every other cycle at most, R beats back to
   back. On vta-default (64-bit bus) a 16x16 int8 weight tile is 32 beats, an input row 2 beats, an
   output row 2 beats: a blocked GEMM is compute-bound when each weight tile meets >= 32 input rows.
-- Measured (Verilator harness of sim/rtl, vta-default, double-buffered 128x256x1024 GEMM, weights
+- Measured (Verilator harness of cosim/, vta-default, double-buffered 128x256x1024 GEMM, weights
   streamed in 2-column blocks): 90.2 % of peak MACs; the rest is the unoverlapped first loads and
   the reset GEMMs, the hardware adds < 0.2 % over that bound.
 """

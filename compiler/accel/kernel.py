@@ -119,9 +119,9 @@ class AccelKernel:
             result = run_functional(self.program, inputs)
         elif engine == "rtl":
             try:
-                from ...sim.rtl import run_rtl  # type: ignore[import-not-found]
+                from ...cosim import run_rtl  # type: ignore[import-not-found]
             except ImportError as exc:
-                raise AccelError(f"engine 'rtl' needs tensorweave.sim.rtl.run_rtl, which is not available "
+                raise AccelError(f"engine 'rtl' needs tensorweave.cosim.run_rtl, which is not available "
                                  f"({exc}); use engine='functional'") from None
             result = run_rtl(self.program, inputs)
         else:

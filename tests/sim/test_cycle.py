@@ -244,8 +244,8 @@ def test_random_programs_agree_with_the_functional_simulator():
 @pytest.fixture(scope="module")
 def rtl_errors():
     """(config, program, RTL cycles, model cycles, relative error) for the validation set."""
-    if importlib.util.find_spec("tensorweave.sim.rtl") is None:
-        pytest.skip("tensorweave.sim.rtl (the Verilator harness) is missing: nothing to validate against")
+    if importlib.util.find_spec("tensorweave.cosim") is None:
+        pytest.skip("tensorweave.cosim (the Verilator harness) is missing: nothing to validate against")
     from tensorweave.sim import rtl
     rows = []
     for preset in VALIDATION_CONFIGS:

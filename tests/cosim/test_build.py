@@ -4,8 +4,8 @@ import json
 import shutil
 
 import pytest
-from tensorweave.sim.rtl import build_harness
-from tensorweave.sim.rtl.build import MANIFEST, _valid_entry, build_key, verilator_env
+from tensorweave.cosim import build_harness
+from tensorweave.cosim.build import MANIFEST, _valid_entry, build_key, verilator_env
 
 pytestmark = pytest.mark.cosim
 

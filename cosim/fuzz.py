@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ...configs import AccelConfig
-from ...isa import Program
-from ..functional import RunResult, SimError, run_functional
-from ..random_programs import random_program
+from ..configs import AccelConfig
+from ..isa import Program
+from ..sim.functional import RunResult, SimError, run_functional
+from ..sim.random_programs import random_program
 from .engine import RTLError, run_rtl_outcomes
 
 

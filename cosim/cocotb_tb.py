@@ -25,8 +25,8 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly
 
-from ...isa import Program
-from ..functional import run_functional
+from ..isa import Program
+from ..sim.functional import run_functional
 
 CTRL, STATUS, INSN_COUNT, BASE_LO, BASE_HI = 0x00, 0x04, 0x08, 0x0C, 0x10
 CYCLES_LO, CYCLES_HI, ERROR_CODE, ERROR_INSN, DIGEST = 0x14, 0x18, 0x1C, 0x20, 0x24

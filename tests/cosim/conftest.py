@@ -34,14 +34,14 @@ def echo_verilog(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def echo_harness(echo_verilog):
-    from tensorweave.sim.rtl import build_harness
+    from tensorweave.cosim import build_harness
 
     return build_harness(echo_verilog)
 
 
 def _accelerator_harness(preset: str):
     pytest.importorskip("tensorweave.hw.top", reason="the accelerator RTL (hw/top.py) is not there yet")
-    from tensorweave.sim.rtl.engine import harness_for
+    from tensorweave.cosim.engine import harness_for
 
     return harness_for(load_config(preset))
 

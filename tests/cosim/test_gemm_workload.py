@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 from tensorweave.configs import load_config
+from tensorweave.cosim.gemm_workload import GemmShape, WorkloadError, default_shape, double_buffered_gemm
 from tensorweave.isa import assemble
 from tensorweave.sim import run_functional
 from tensorweave.sim.programs import unpack_rows
 from tensorweave.sim.random_programs import find_races
-from tensorweave.sim.rtl.gemm_workload import GemmShape, WorkloadError, default_shape, double_buffered_gemm
 
 
 def _reference(program, shift):

@@ -3,13 +3,13 @@
 import numpy as np
 import pytest
 from tensorweave.configs import load_config
+from tensorweave.cosim import RTLError, RTLTimeout, run_rtl, run_rtl_many
+from tensorweave.cosim.engine import run_rtl_outcomes
+from tensorweave.cosim.fuzz import compare, fuzz
 from tensorweave.isa import assemble
 from tensorweave.sim import SimError, run_functional
 from tensorweave.sim.programs import blocked_gemm
 from tensorweave.sim.random_programs import random_program
-from tensorweave.sim.rtl import RTLError, RTLTimeout, run_rtl, run_rtl_many
-from tensorweave.sim.rtl.engine import run_rtl_outcomes
-from tensorweave.sim.rtl.fuzz import compare, fuzz
 
 pytestmark = pytest.mark.cosim
 

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 from tensorweave.configs import load_config
+from tensorweave.cosim import HarnessJob, RTLError, RTLTimeout, run_harness
+from tensorweave.cosim.engine import DRAM_BASE, HarnessResult, to_run_result, watchdog_report
 from tensorweave.isa import assemble
-from tensorweave.sim.rtl import HarnessJob, RTLError, RTLTimeout, run_harness
-from tensorweave.sim.rtl.engine import DRAM_BASE, HarnessResult, to_run_result, watchdog_report
 
 pytestmark = pytest.mark.cosim
 
@@ -70,7 +70,7 @@ def test_hardware_errors_become_tensorweave_errors_naming_the_instruction():
 
 
 def test_cocotb_path_matches_the_harness(echo_verilog, echo_harness):
-    from tensorweave.sim.rtl.cocotb_runner import run_cocotb_raw
+    from tensorweave.cosim.cocotb_runner import run_cocotb_raw
 
     program = assemble(".tensor x input int8 64 init=random:3\n" + "finish\n" * 6, load_config("tiny"))
     (fast,) = run_harness(echo_harness.executable, [HarnessJob(bytes(program.dram_image()), 6, 10_000)])

@@ -19,12 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ...isa import Program
-from ..functional import RunResult
+from ..isa import Program
+from ..sim.functional import RunResult
 from .build import LINT_WAIVERS, _locked, build_key, cache_root, file_sha256, verilator_env
 from .engine import DRAM_BASE, HarnessResult, RTLError, _verilog, cycle_budget, parse_result, to_run_result
 
-TEST_MODULE = "tensorweave.sim.rtl.cocotb_tb"
+TEST_MODULE = "tensorweave.cosim.cocotb_tb"
 MANIFEST = "tw-build.json"
 # The cocotb model is bound by Python per cycle, not by C++ speed: compile it without optimisation,
 # which builds several times faster (measured in the report of issue 4).

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ...configs import AccelConfig
-from ...errors import TensorweaveError
-from ...isa.program import int_dtype
+from ..configs import AccelConfig
+from ..errors import TensorweaveError
+from ..isa.program import int_dtype
 
 
 class WorkloadError(TensorweaveError, ValueError):

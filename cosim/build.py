@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from ...errors import TensorweaveError
+from ..errors import TensorweaveError
 
 HARNESS_SOURCE = Path(__file__).resolve().parent / "harness.cpp"
 MANIFEST = "build.json"

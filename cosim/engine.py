@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ...configs import AccelConfig
-from ...errors import TensorweaveError
-from ...isa import Program, build_isa
-from ...isa.asm import disassemble_insn
-from ..functional import RunResult, Stats
+from ..configs import AccelConfig
+from ..errors import TensorweaveError
+from ..isa import Program, build_isa
+from ..isa.asm import disassemble_insn
+from ..sim.functional import RunResult, Stats
 from .build import HarnessBuild, build_harness, cxx_opt_default
 
 DRAM_BASE = 0x1000_0000
@@ -172,14 +172,14 @@ def _verilog(config: AccelConfig) -> Path:
     out = Path(tempfile.mkdtemp(prefix=f"tw-rtl-{config.name}-"))
     atexit.register(shutil.rmtree, out, True)  # builds copy what they need; the folder goes with the process
     try:
-        from ...hw.verilog import generate  # the RTL engineer's contract; imported late (hw is optional here)
+        from ..hw.verilog import generate  # the RTL engineer's contract; imported late (hw is optional here)
     except ModuleNotFoundError as exc:
         if exc.name != "tensorweave.hw.verilog":
             raise
         # Until hw/verilog.py exists: convert the top level directly (same module and port names).
         from amaranth.back import verilog
 
-        from ...hw.top import Accelerator
+        from ..hw.top import Accelerator
 
         path = out / "tensorweave_top.v"
         path.write_text(verilog.convert(Accelerator(config), name="tensorweave_top"))

@@ -6,8 +6,8 @@ import sys
 import pytest
 from tensorweave.cli import main
 from tensorweave.configs import load_config
+from tensorweave.cosim import HarnessJob, build_harness, run_harness, run_rtl
 from tensorweave.sim.random_programs import random_program
-from tensorweave.sim.rtl import HarnessJob, build_harness, run_harness, run_rtl
 
 pytestmark = pytest.mark.cosim
 
