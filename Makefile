@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 
 # The typed core; mypy sees the repository root as the package through a symlink.
 TYPED := -p tensorweave.configs -p tensorweave.isa -p tensorweave.cli -m tensorweave.errors -p tensorweave.sim \
-         -p tensorweave.compiler -p tensorweave.dse -p tensorweave.cosim
+         -p tensorweave.compiler -p tensorweave.dse -p tensorweave.cosim -p tensorweave.contract
 
 .PHONY: demo test lint typecheck generate clean
 

@@ -14,13 +14,13 @@ reference (isa/generated/*/ISA.md) links here.
 
 from __future__ import annotations
 
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..configs import AccelConfig
+from ..contract.engine import RunResult, Stats
 from ..errors import TensorweaveError
 from ..isa import Insn, ISAError, Program, build_isa, element_bytes
 from ..isa.program import pack, unpack
@@ -35,28 +35,6 @@ _NEXT = {"load": "compute", "compute": "store", "store": None}
 
 class SimError(TensorweaveError, RuntimeError):
     """The program did something the hardware cannot do; the message names the instruction."""
-
-
-@dataclass
-class Stats:
-    insns: Counter = field(default_factory=Counter)        # per unit
-    ops: Counter = field(default_factory=Counter)          # per mnemonic, e.g. 'load.inp', 'alu.max'
-    gemm_iterations: int = 0                               # micro-op executions on the GEMM core
-    alu_iterations: int = 0
-    dram_read_bytes: int = 0
-    dram_write_bytes: int = 0
-    tokens_left: dict[str, int] = field(default_factory=dict)
-
-    def macs(self, config: AccelConfig) -> int:
-        return self.gemm_iterations * config.macs_per_cycle
-
-
-@dataclass
-class RunResult:
-    outputs: dict[str, np.ndarray]
-    stats: Stats
-    dram: bytearray
-    cycles: int | None = None
 
 
 def _wrap(values: np.ndarray, bits: int) -> np.ndarray:

@@ -246,7 +246,7 @@ def rtl_errors():
     """(config, program, RTL cycles, model cycles, relative error) for the validation set."""
     if importlib.util.find_spec("tensorweave.cosim") is None:
         pytest.skip("tensorweave.cosim (the Verilator harness) is missing: nothing to validate against")
-    from tensorweave.sim import rtl
+    from tensorweave import cosim as rtl
     rows = []
     for preset in VALIDATION_CONFIGS:
         config = load_config(preset)

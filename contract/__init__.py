@@ -1,0 +1,9 @@
+"""tensorweave.contract: what the accelerator and its software agree on, written once, without Amaranth.
+
+Layer: above `configs` and `isa`, below `sim`, `hw`, `cosim`, `fpga` and `compiler`. Import the
+submodules directly (this package imports nothing at import time, so that every layer can use any
+part of it without pulling in the rest):
+
+    engine.py     the run interface every engine implements (`Engine`, `CostModel`, `RunResult`) and
+                  the registry that resolves engine and cost-model names without importing them
+"""
