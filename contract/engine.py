@@ -88,8 +88,18 @@ class CostModel(Protocol):
 
 
 # name -> "module:factory"; the factory takes no arguments and returns the Engine / CostModel.
-ENGINES: dict[str, str] = {}
-COST_MODELS: dict[str, str] = {}
+# What each one counts (all return the same outputs, bit for bit; tests/contract/test_engine.py):
+ENGINES: dict[str, str] = {
+    "functional": "tensorweave.sim.engines:FunctionalEngine",  # the definition; stats, no cycles
+    "cycle": "tensorweave.sim.engines:CycleEngine",            # functional outputs + the cycle model's estimate
+    "amaranth": "tensorweave.hw.simulate:AmaranthEngine",      # the Amaranth model: CYCLES (slow)
+    "rtl": "tensorweave.cosim.engines:HarnessEngine",          # Verilated RTL, C++ harness: CYCLES
+    "cocotb": "tensorweave.cosim.engines:CocotbEngine",        # Verilated RTL under cocotb: CYCLES (slow)
+    "board": "tensorweave.fpga.runtime:simulated_board",       # the board driver on the simulated bus: CYCLES
+}
+COST_MODELS: dict[str, str] = {
+    "cycle": "tensorweave.sim.engines:CycleCostModel",         # sim/cycle.py: cycles and busy per unit
+}
 
 
 def _resolve(table: Mapping[str, str], kind: str, name: str) -> object:

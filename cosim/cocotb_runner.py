@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..contract.engine import RunResult
 from ..isa import Program
-from ..sim.functional import RunResult
 from .build import LINT_WAIVERS, _locked, build_key, cache_root, file_sha256, verilator_env
 from .engine import DRAM_BASE, HarnessResult, RTLError, _verilog, cycle_budget, parse_result, to_run_result
 
@@ -122,6 +122,6 @@ def _failures(results_xml: Path) -> str:
 
 def run_cocotb(program: Program, inputs: Mapping[str, np.ndarray] | None = None, waves: str | Path | None = None,
                stall_percent: int = 0, max_cycles: int | None = None, check: bool = False) -> RunResult:
-    """`run_rtl(..., engine="cocotb")`: the accelerator for the program's config under cocotb."""
+    """`run_rtl(..., engine="cocotb")`: the accelerator for the program's config under cocotb, as a `RunResult`."""
     result = run_cocotb_raw(_verilog(program.config), program, inputs, waves, stall_percent, max_cycles, check)
     return to_run_result(_with_inputs(program, inputs), result)

@@ -1,8 +1,8 @@
-"""Running Programs on the accelerator's RTL: the fast C++ harness and the cocotb testbench.
+"""Running Programs on the accelerator's RTL through the fast C++ harness, and what the cocotb path shares.
 
-`run_rtl(program)` places the program's DRAM image at `DRAM_BASE`, programs the registers over
-AXI4-Lite, runs to done / error / the watchdog, and returns the functional simulator's `RunResult`
-(outputs read back from the final DRAM, `cycles` = the CYCLES register; `stats` stays empty, the
+`run_on_harness(program)` places the program's DRAM image at `DRAM_BASE`, programs the registers over
+AXI4-Lite, runs to done / error / the watchdog, and returns a `RunResult` (`contract/engine.py`:
+outputs read back from the final DRAM, `cycles` = the CYCLES register; `stats` stays empty, the
 RTL does not count instructions). A hardware error becomes `RTLError` naming the instruction and
 error code; a run that does not finish becomes `RTLTimeout` naming each unit's instruction and state.
 """
@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 
 from ..configs import AccelConfig
+from ..contract.engine import RunResult, Stats
 from ..errors import TensorweaveError
 from ..isa import Program, build_isa
 from ..isa.asm import disassemble_insn
-from ..sim.functional import RunResult, Stats
 from .build import HarnessBuild, build_harness, cxx_opt_default
 
 DRAM_BASE = 0x1000_0000
@@ -262,14 +262,9 @@ def run_rtl_many(programs: Sequence[Program], config: AccelConfig,
     return results  # type: ignore[return-value]
 
 
-def run_rtl(program: Program, inputs: Mapping[str, np.ndarray] | None = None, engine: str = "harness",
-            waves: str | Path | None = None, stall_percent: int = 0, max_cycles: int | None = None) -> RunResult:
-    """Run `program` on the accelerator RTL; `waves` names a VCD file to dump (both engines)."""
-    if engine == "cocotb":
-        from .cocotb_runner import run_cocotb
-        return run_cocotb(program, inputs, waves=waves, stall_percent=stall_percent, max_cycles=max_cycles)
-    if engine != "harness":
-        raise RTLError(f"engine '{engine}' is not one of harness, cocotb")
+def run_on_harness(program: Program, inputs: Mapping[str, np.ndarray] | None = None,
+                   waves: str | Path | None = None, stall_percent: int = 0, max_cycles: int | None = None) -> RunResult:
+    """Run `program` on the C++ harness of its config (`run_rtl(..., engine="harness")`); `waves`: a VCD file."""
     build = harness_for(program.config, waves=waves is not None)
     job = harness_jobs([program], [inputs], stall_percent, max_cycles,
                        waves=Path(waves).resolve() if waves else None)

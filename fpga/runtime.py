@@ -8,19 +8,23 @@ physically contiguous DRAM region it can allocate, fill and read back. The same 
 - an ECP5 board (`UARTBus`: the UART bridge frames of `fpga.uart`, DRAM = the on-chip model),
 - the RTL in simulation (`SimulatedBus`: the Amaranth model of `hw.top.Accelerator` with an AXI
   DRAM model, stepped on each register access), which is how the driver is tested here.
+
+`BoardEngine` puts the driver behind the run interface of `contract/engine.py`; the registered
+"board" engine (`simulated_board`) runs it on `SimulatedBus`.
 """
 
 from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 
 from ..configs import AccelConfig
+from ..contract.engine import RunResult, Stats
 from ..errors import TensorweaveError
 from ..isa import Program, build_isa
 from ..isa.asm import disassemble_insn
@@ -328,3 +332,43 @@ class UARTBus:
             self.port.write(b"R" + (address + i).to_bytes(4, "little"))
             out += self._answer(4)
         return bytes(out[:size])
+
+
+class BoardEngine:
+    """`BoardDevice` as an engine of `contract/engine.py` ("board"): one device per config, on `bus_for(config)`.
+
+    `run` returns the outputs and the CYCLES register; `stats` stays empty, `busy` None, and `dram` is
+    the image as written with the outputs read back (the driver reads nothing else). Errors are
+    `DeviceError`s naming the instruction. `BoardEngine.on(bus, config)` wraps one board already open.
+    """
+
+    name = "board"
+
+    def __init__(self, bus_for: Callable[[AccelConfig], Bus], timeout_s: float = 10.0):
+        self.bus_for, self.timeout_s = bus_for, timeout_s
+        self.devices: dict[AccelConfig, BoardDevice] = {}
+
+    @classmethod
+    def on(cls, bus: Bus, config: AccelConfig, timeout_s: float = 10.0) -> BoardEngine:
+        def only(wanted: AccelConfig) -> Bus:
+            raise DeviceError(f"this board runs config '{config.name}', not '{wanted.name}'")
+
+        engine = cls(only, timeout_s)
+        engine.devices[config] = BoardDevice(bus, config, timeout_s)
+        return engine
+
+    def run(self, program: Program, inputs: Mapping[str, np.ndarray] | None = None) -> RunResult:
+        device = self.devices.get(program.config)
+        if device is None:
+            device = self.devices[program.config] = BoardDevice(self.bus_for(program.config), program.config,
+                                                                self.timeout_s)
+        run = device.run(program, inputs)
+        return RunResult(run.outputs, Stats(), bytearray(run.dram), cycles=run.cycles, engine=self.name)
+
+
+def simulated_board() -> BoardEngine:
+    """The registered "board" engine: the driver on `SimulatedBus` (the Amaranth RTL), so it runs without a board.
+
+    Its DRAM model has the C++ harness's read timing (`read_latency=0`), so CYCLES is the harness's; the
+    wall-clock timeout is long, as the simulated accelerator runs a few thousand cycles per second."""
+    return BoardEngine(lambda config: SimulatedBus(config, read_latency=0), timeout_s=600.0)

@@ -5,6 +5,7 @@ registers over AXI4-Lite, starts the run and serves the AXI4 DRAM port cycle by 
 (or `max_cycles`). It returns the final DRAM image (the program's region), the cycle count and the
 status registers. This is the slow, exact reference path (a few thousand cycles per second):
 meant for small programs in tests; the Verilator harnesses in `cosim/` are the fast path.
+`AmaranthEngine` ("amaranth") is the same run behind the run interface of `contract/engine.py`.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ import numpy as np
 from amaranth.sim import Simulator
 
 from ..configs import AccelConfig
+from ..contract.engine import RunResult, Stats
 from ..errors import TensorweaveError
-from ..isa import Program
+from ..isa import Program, build_isa
+from ..isa.asm import disassemble_insn
 from .top import REGISTERS, Accelerator, dram_base_alignment
 
 
@@ -226,3 +229,32 @@ def simulate(program: Program, inputs: Mapping[str, np.ndarray] | None = None, *
     cycles = result["CYCLES_LO"] | result["CYCLES_HI"] << 32
     return HardwareRun(dram, outputs, cycles, status, result["ERROR_CODE"], result["ERROR_INSN"], result,
                        model.bursts)
+
+
+class AmaranthEngine:
+    """`simulate` as an engine of `contract/engine.py` ("amaranth"): outputs and the CYCLES register.
+
+    By default the DRAM model answers a read burst the cycle after its address, as the C++ harness's
+    does (`read_latency=0`), so the CYCLES count is the harness's, cycle for cycle. `stats` stays
+    empty and `busy` None. A run that stops with STATUS.error is a `HardwareSimError` naming the
+    error code and the instruction; `max_cycles` bounds the simulation (a few thousand cycles per second).
+    """
+
+    name = "amaranth"
+
+    def __init__(self, max_cycles: int = 200_000, read_latency: int = 0):
+        self.max_cycles, self.read_latency = max_cycles, read_latency
+
+    def run(self, program: Program, inputs: Mapping[str, np.ndarray] | None = None) -> RunResult:
+        run = simulate(program, inputs, max_cycles=self.max_cycles, read_latency=self.read_latency)
+        if run.error:
+            where = run.error_insn
+            shown = ""
+            if 0 <= where < len(program.insns):
+                isa = build_isa(program.config)
+                try:
+                    shown = f" ({disassemble_insn(isa, isa.decode(program.insns[where]))})"
+                except (ValueError, KeyError):
+                    shown = f" (word {program.insns[where]:#x})"
+            raise HardwareSimError(f"the accelerator flagged error {run.error_code} at instruction {where}{shown}")
+        return RunResult(run.outputs, Stats(), run.dram, cycles=run.cycles, engine=self.name)
