@@ -4,7 +4,8 @@ Builds go to `<cache>/cocotb/<key>` where the key is the sha256 of the Verilog a
 flags. A finished build gets a manifest with the sha256 of its simulator executable; a folder
 without a valid manifest is deleted and rebuilt. cocotb 2.1 insists on `build()` before `test()`
 in the same process, so a cached build still calls `build()`, with the commands skipped.
-Each run happens in a fresh folder.
+Each run happens in a fresh folder. This module uses `engine`'s result handling and is used by
+`engines` (`run_rtl`, `CocotbEngine`); `engine` does not import it back.
 """
 
 from __future__ import annotations
