@@ -18,11 +18,13 @@ from typing import Any
 
 import yaml
 
+from ..contract import alu
 from ..errors import TensorweaveError
 
 PRESET_DIR = Path(__file__).resolve().parent
 
-ALU_OPS = ("MIN", "MAX", "ADD", "SHR", "MUL", "RSHR")
+# The default alu_ops: every operation of contract/alu.py (the one upward edge: the op list lives there).
+ALU_OPS = alu.names()
 
 
 class ConfigError(TensorweaveError, ValueError):
@@ -44,7 +46,11 @@ class _Rule:
 
     kind: type
     check: Callable[[Any], bool]
-    allowed: str
+    describe: str | Callable[[], str]    # a callable when the allowed values are read at check time
+
+    @property
+    def allowed(self) -> str:
+        return self.describe if isinstance(self.describe, str) else self.describe()
 
 
 def _pow2_between(lo: int, hi: int) -> _Rule:
@@ -75,8 +81,8 @@ _RULES: dict[str, _Rule] = {
     "inp_buffer_bytes": _pow2_between(16, 4096 * _KIB),
     "wgt_buffer_bytes": _pow2_between(16, 4096 * _KIB),
     "acc_buffer_bytes": _pow2_between(16, 4096 * _KIB),
-    "alu_ops": _Rule(tuple, lambda v: len(v) > 0 and len(set(v)) == len(v) and set(v) <= set(ALU_OPS),
-                     "a non-empty list without repeats drawn from " + ", ".join(ALU_OPS)),
+    "alu_ops": _Rule(tuple, lambda v: len(v) > 0 and len(set(v)) == len(v) and set(v) <= set(alu.names()),
+                     lambda: "a non-empty list without repeats drawn from " + ", ".join(alu.names())),
     "bus_width": _one_of(32, 64, 128, 256, 512),
     "clock_mhz": _int_between(1, 2000),
     "cmd_queue_depth": _pow2_between(2, 4096),

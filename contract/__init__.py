@@ -6,4 +6,6 @@ part of it without pulling in the rest):
 
     engine.py     the run interface every engine implements (`Engine`, `CostModel`, `RunResult`) and
                   the registry that resolves engine and cost-model names without importing them
+    alu.py        one record per ALU operation (name, opcode, NumPy semantics, operand, area facts),
+                  read by configs, isa, sim, hw, the tensorizer and the area model
 """

@@ -4,17 +4,19 @@ Real synthesis (yosys, in `fpga/`) takes minutes per design point; a sweep needs
 model counts the structures the accelerator is built from (Xilinx 7-series cells):
 
 - DSP: one DSP48 per GEMM multiplier when inp_width x wgt_width needs more than a few LUTs
-  (>= 6-bit x 6-bit), else the multipliers go to LUTs; each ALU lane with MUL multiplies
-  acc_width x acc_width bits, tiled on 25 x 18 DSP inputs: ceil(w / 25) * ceil(w / 18) DSPs.
+  (>= 6-bit x 6-bit), else the multipliers go to LUTs; each ALU lane with a multiplying operation
+  (`multiplier` in contract/alu.py: MUL) multiplies acc_width x acc_width bits, tiled on 25 x 18
+  DSP inputs: ceil(w / 25) * ceil(w / 18) DSPs.
 - BRAM (RAMB36): each scratchpad is `row_bits` wide and `depth` deep; the count is the cheapest
   RAMB36 aspect ratio (512x72 ... 32768x1), as the synthesis tool's memory mapper picks. Memories
   at most `LUTRAM_DEPTH` deep (the command queues, tiny scratchpads) go to LUT RAM instead, one
   LUT per bit per 64 entries.
 - LUT and FF: a linear model over structural features (`features`): MAC lanes, adder-tree bits,
-  accumulator bits, ALU lanes x operations, DMA bus width, control. The coefficients
-  (`DEFAULT_COEFFICIENTS`) are rules of thumb per bit (one LUT6 per adder bit on the carry chain,
-  a 2:1 mux per LUT, pipeline registers at every tree level) until `fit` calibrates them on
-  yosys numbers; `fit` reports the fit's worst relative error per resource.
+  accumulator bits, ALU lanes x operations (each operation's `area` in contract/alu.py), DMA
+  bus width, control. The coefficients (`DEFAULT_COEFFICIENTS`) are rules of thumb per bit (one
+  LUT6 per adder bit on the carry chain, a 2:1 mux per LUT, pipeline registers at every tree
+  level) until `fit` calibrates them on yosys numbers; `fit` reports the fit's worst relative
+  error per resource.
 - Fmax: 1000 / (critical path ns), the path being a BRAM read plus the adder-tree levels of one
   pipeline stage; a heuristic, not a timing analysis.
 
@@ -47,6 +49,7 @@ from typing import Any
 import numpy as np
 
 from ..configs import AccelConfig, load_config, preset_names
+from ..contract import alu
 from ..errors import TensorweaveError
 
 # RAMB36 aspect ratios (depth, width): the 36 Kbit block in its simple dual-port shapes.
@@ -81,8 +84,7 @@ def features(config: AccelConfig) -> dict[str, float]:
     tree_bits = lanes * (c.block_in - 1) * (product_bits + math.log2(c.block_in) / 2)
     lut_multiplier_bits = 0 if _dsp_multiplier(c) else macs * c.inp_width * c.wgt_width
     alu_bits = lanes * c.acc_width
-    alu_ops = sum({"MIN": 2, "MAX": 2, "ADD": 1, "SHR": math.log2(c.acc_width), "MUL": 1,
-                   "RSHR": math.log2(c.acc_width) + 2}[op] for op in c.alu_ops)
+    alu_ops = sum(alu.by_name(op).area(c.acc_width) for op in c.alu_ops)   # per-op costs: contract/alu.py
     return {
         "const": 1.0,
         "tree_bits": tree_bits,                      # adder tree, one LUT (and FF) per bit
@@ -143,8 +145,8 @@ def dsp_count(config: AccelConfig) -> int:
     c = config
     gemm = c.macs_per_cycle if _dsp_multiplier(c) else 0
     per_lane = -(-c.acc_width // 25) * -(-c.acc_width // 18)
-    alu = c.batch * c.block_out * per_lane if c.alu_has("MUL") else 0
-    return gemm + alu
+    multiplies = any(alu.by_name(op).multiplier for op in c.alu_ops)
+    return gemm + (c.batch * c.block_out * per_lane if multiplies else 0)
 
 
 def bram_count(config: AccelConfig) -> int:

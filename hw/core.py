@@ -19,7 +19,9 @@ micro-op's result: read-after-write on the same row needs neither stalls nor for
 results equal the in-order definition.
 Latency: 4 cycles from the first micro-op to its write; a loop of n micro-ops takes n + 4 cycles,
 or 2n + 3 for an ALU with use_imm=0 (without reset). Only the ALU operations in `config.alu_ops`
-are built (RSHR: shift right rounding to nearest, ties to even).
+are built, one case each (`TensorCore._case`); which operations exist, their opcodes and their
+semantics (which the cases match bit for bit, tests/hw/test_core.py) are the records of
+contract/alu.py.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..configs import AccelConfig
+from ..contract import alu
+from ..errors import TensorweaveError
 from ..isa import build_isa
 from ..isa.amaranth import enums, layouts
 from .scratchpad import ReadSignature, RowWriteSignature
@@ -47,10 +51,36 @@ def adder_tree(m: Module, values: list) -> object:
     return level[0]
 
 
+# The ALU operations this core has a case for (`_case`), in the order the cases are emitted (the
+# Verilog depends on it). Which operations exist, their opcodes and semantics: contract/alu.py.
+HARDWARE_ORDER = ("MIN", "MAX", "ADD", "MUL", "SHR", "RSHR")
+SHIFTER_USERS = {"SHR", "RSHR"}    # the cases that share one barrel shifter per lane
+
+
+class AluHardwareError(TensorweaveError, ValueError):
+    """The config asks for an ALU operation the tensor core cannot build."""
+
+
+def check_alu_ops(config: AccelConfig) -> None:
+    """Raise AluHardwareError unless the core has a hardware case for every operation in config.alu_ops."""
+    for name in config.alu_ops:
+        record = alu.by_name(name)
+        if name not in HARDWARE_ORDER:
+            raise AluHardwareError(
+                f"config '{config.name}': ALU operation {name} (opcode {record.opcode}) has a record in "
+                f"contract/alu.py but no hardware case in hw/core.py (TensorCore._case); cases exist for "
+                f"{', '.join(HARDWARE_ORDER)}")
+        if not record.reads_operand:
+            raise AluHardwareError(
+                f"config '{config.name}': ALU operation {name} reads no second operand, but the tensor core "
+                "reads acc[s] for every ALU micro-op with use_imm=0 (hw/core.py)")
+
+
 class TensorCore(wiring.Component):
     """Runs one GEMM or ALU instruction's micro-op loop; `busy` until its last write."""
 
     def __init__(self, config: AccelConfig):
+        check_alu_ops(config)
         self._config = config
         isa = build_isa(config)
         self._layouts = layouts(isa)
@@ -187,6 +217,7 @@ class TensorCore(wiring.Component):
         c = self._config
         aw = c.acc_width
         codes = enums(build_isa(c))["alu_opcode"]
+        built = [op for op in HARDWARE_ORDER if c.alu_has(op)]
         imm = Signal(signed(aw))
         m.d.comb += imm.eq(insn.imm)
         out = []
@@ -195,28 +226,28 @@ class TensorCore(wiring.Component):
             b = Signal(signed(aw), name=f"alu_b_{k}")
             m.d.comb += b.eq(Mux(insn.use_imm, imm, src_row[k * aw:(k + 1) * aw].as_signed()))
             r = Signal(aw, name=f"alu_r_{k}")
-            shifted = self._shift(m, a, b, k) if c.alu_has("SHR") or c.alu_has("RSHR") else None
+            shifted = self._shift(m, a, b, k) if SHIFTER_USERS & set(built) else None
             with m.Switch(insn.alu_opcode.as_value()):
-                if c.alu_has("MIN"):
-                    with m.Case(codes.MIN.value):
-                        m.d.comb += r.eq(Mux(a < b, a, b))
-                if c.alu_has("MAX"):
-                    with m.Case(codes.MAX.value):
-                        m.d.comb += r.eq(Mux(a > b, a, b))
-                if c.alu_has("ADD"):
-                    with m.Case(codes.ADD.value):
-                        m.d.comb += r.eq(a + b)
-                if c.alu_has("MUL"):
-                    with m.Case(codes.MUL.value):
-                        m.d.comb += r.eq(a * b)
-                if c.alu_has("SHR"):
-                    with m.Case(codes.SHR.value):
-                        m.d.comb += r.eq(shifted)
-                if c.alu_has("RSHR"):
-                    with m.Case(codes.RSHR.value):
-                        m.d.comb += r.eq(Mux(b > 0, self._round_shift(m, a, b, k), shifted))
+                for name in built:
+                    with m.Case(getattr(codes, name).value):
+                        m.d.comb += r.eq(self._case(m, name, a, b, shifted, k))
             out.append(r)
         return out
+
+    def _case(self, m: Module, name: str, a, b, shifted, k: int):
+        """The hardware of ALU operation `name` (its semantics: contract/alu.py) on lane k's a and b."""
+        if name == "MIN":
+            return Mux(a < b, a, b)
+        if name == "MAX":
+            return Mux(a > b, a, b)
+        if name == "ADD":
+            return a + b
+        if name == "MUL":
+            return a * b
+        if name == "SHR":
+            return shifted
+        assert name == "RSHR", name    # HARDWARE_ORDER lists exactly the cases above
+        return Mux(b > 0, self._round_shift(m, a, b, k), shifted)
 
     def _shift(self, m: Module, a, b, k: int):
         """SHR: a >> b for b >= 0 (arithmetic, b clamped to acc_width - 1), a << -b (wrapping) for b < 0."""

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from ..configs import AccelConfig, clog2
+from ..contract import alu
 from ..errors import TensorweaveError
 
 ISA_YAML = Path(__file__).resolve().parent / "isa.yaml"
@@ -266,6 +267,10 @@ def build_isa(config: AccelConfig, path: Path = ISA_YAML) -> ISA:
                                 body.get("doc", ""), config.name)
     uop = _layout("micro-op", spec["uop"]["fields"], widths, uop_width, spec["uop"].get("doc", ""), config.name)
     enums = {k: dict(v) for k, v in spec["enums"].items()}
+    if "alu_opcode" in enums:
+        raise ISAError("enum alu_opcode comes from contract/alu.py (one record per operation); "
+                       "remove it from the ISA description")
+    enums["alu_opcode"] = alu.opcodes()
     for enum, members in enums.items():
         width = widths[enum]
         for member, value in members.items():

@@ -43,8 +43,8 @@ Every duration is a formula of the config (bus width, element sizes) and of the 
 - the run: `start_cycles` before fetch's first request, `done_cycles` after the last push.
 - GEMM / ALU body over n = iter_out * iter_in * (uop_end - uop_begin) micro-ops:
   `n * gemm_ii + gemm_latency` / `n * alu_ii + alu_latency` (reset too: it writes n rows); an ALU
-  with use_imm=0 (and no reset) reads acc[s] and acc[d] through the accumulator's one read port:
-  `n * alu_src_ii + alu_src_latency`.
+  with use_imm=0 (and no reset) whose operation reads its second operand (`contract/alu.py`) reads
+  acc[s] and acc[d] through the accumulator's one read port: `n * alu_src_ii + alu_src_latency`.
 - FINISH body: 0.
 
 Not modelled: DRAM that stalls (the harness's `stall_percent`), and a fetch burst's grant moving
@@ -58,6 +58,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from ..configs import AccelConfig
+from ..contract import alu
 from ..errors import TensorweaveError
 from ..isa import Insn, ISAError, Program, build_isa, element_bytes
 from .dram_channel import BOUNDARY_BYTES, BURST_MAX_BEATS, READER_UNIT, BurstChannel, Reader
@@ -281,10 +282,17 @@ class _Model:
                 return t.empty_loop_cycles
             if insn.op == "GEMM":
                 return n * t.gemm_ii + t.gemm_latency
-            if not insn.reset and not insn.fields.get("use_imm"):
+            if not insn.reset and not insn.fields.get("use_imm") and _reads_operand(insn):
                 return n * t.alu_src_ii + t.alu_src_latency
             return n * t.alu_ii + t.alu_latency
         return 0
+
+
+def _reads_operand(insn: Insn) -> bool:
+    """Whether an ALU instruction's operation reads its second operand (`contract/alu.py`); an
+    unknown opcode counts as reading it (the hardware stops on it before the loop anyway)."""
+    record = alu.by_opcode(insn.alu_opcode)
+    return record is None or record.reads_operand
 
 
 def _token_queues(unit: str, index: int, insn: Insn, kind: str) -> list[str]:

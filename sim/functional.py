@@ -20,6 +20,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from ..configs import AccelConfig
+from ..contract import alu
 from ..contract.engine import RunResult, Stats
 from ..errors import TensorweaveError
 from ..isa import Insn, ISAError, Program, build_isa, element_bytes
@@ -280,13 +281,14 @@ class FunctionalSim:
         self.acc[touched] = _wrap(self.acc[touched], self.config.acc_width)
 
     def _alu(self, index: int, insn: Insn) -> None:
-        """ALU: acc[d] = op(acc[d], imm or acc[s]) over the micro-op loop, in order."""
-        members = self.isa.enums["alu_opcode"]
-        op = next((name for name, value in members.items() if value == insn.alu_opcode), None)
-        if op is None or not self.config.alu_has(op):
-            shown = op or f"opcode {insn.alu_opcode}"
+        """ALU: acc[d] = op(acc[d], imm or acc[s]) over the micro-op loop, in order; op is the record
+        of `contract/alu.py` with the instruction's opcode."""
+        record = alu.by_opcode(insn.alu_opcode)
+        if record is None or not self.config.alu_has(record.name):
+            shown = record.name if record else f"opcode {insn.alu_opcode}"
             raise SimError(f"instruction {index}: ALU operation {shown} is not in config "
                            f"'{self.config.name}' (alu_ops: {', '.join(self.config.alu_ops)})")
+        op = record.name
         self.stats.ops[f"alu.{op.lower()}" + (".reset" if insn.reset else "")] += 1
         idx = self._loop_indices(index, insn)
         dst, src = idx["dst"], idx["src"]
@@ -294,50 +296,25 @@ class FunctionalSim:
         if insn.reset:
             self.acc[dst] = 0
             return
-        if not insn.use_imm:
+        reads_source = not insn.use_imm and record.reads_operand
+        if reads_source:
             self._check_rows(index, insn, "source", src, self.acc.shape[0], "accumulator")
         self.stats.alu_iterations += dst.size
         independent = np.unique(dst).size == dst.size and (
-            insn.use_imm or np.all(src == dst) or not np.intersect1d(src, dst).size)
+            not reads_source or np.all(src == dst) or not np.intersect1d(src, dst).size)
+        width = self.config.acc_width
         if independent:
-            operand = insn.imm if insn.use_imm else self.acc[src]
-            self.acc[dst] = alu_apply(op, self.acc[dst], operand, self.config.acc_width)
+            operand = self.acc[src] if reads_source else insn.imm
+            self.acc[dst] = record.apply(self.acc[dst], operand, width)
         else:
             for d, s in zip(dst, src):
-                operand = insn.imm if insn.use_imm else self.acc[s]
-                self.acc[d] = alu_apply(op, self.acc[d], operand, self.config.acc_width)
+                operand = self.acc[s] if reads_source else insn.imm
+                self.acc[d] = record.apply(self.acc[d], operand, width)
 
 
 def alu_apply(op: str, a: np.ndarray, b: np.ndarray | int, width: int) -> np.ndarray:
-    """One ALU operation on signed `width`-bit values; the result wraps to `width` bits."""
-    a = np.asarray(a, dtype=np.int64)
-    b = np.broadcast_to(np.asarray(b, dtype=np.int64), a.shape)
-    if op == "MIN":
-        return np.minimum(a, b)
-    if op == "MAX":
-        return np.maximum(a, b)
-    if op == "ADD":
-        return _wrap(a + b, width)
-    if op == "MUL":
-        return _wrap(a * b, width)
-    if op == "SHR":
-        mask = (1 << width) - 1
-        right = a >> np.clip(b, 0, width - 1)
-        amount = np.clip(-b, 0, width).astype(np.uint64)
-        shifted = ((a & mask).astype(np.uint64) << amount) & np.uint64(mask)
-        left = _wrap(shifted.astype(np.int64), width)
-        return np.where(b >= 0, right, left)
-    if op == "RSHR":
-        return np.where(b > 0, _round_shift(a, np.clip(b, 1, width)), alu_apply("SHR", a, b, width))
-    raise SimError(f"unknown ALU operation {op}")
-
-
-def _round_shift(a: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """a / 2^n rounded to nearest, ties to even, for 1 <= n (exact: floor, remainder, compare)."""
-    q = a >> n
-    r = a - (q << n)
-    half = np.int64(1) << (n - 1)
-    return q + ((r > half) | ((r == half) & (q & 1 == 1)))
+    """One ALU operation on signed `width`-bit values, by name (`contract/alu.py` holds the definitions)."""
+    return alu.apply(op, a, b, width)
 
 
 def run_functional(program: Program, inputs: Mapping[str, np.ndarray] | None = None) -> RunResult:

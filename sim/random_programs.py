@@ -27,6 +27,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from ..configs import AccelConfig
+from ..contract import alu
 from ..isa import Program, assemble, build_isa
 from ..isa.program import int_dtype
 
@@ -223,9 +224,10 @@ class _Gen:
 
     def immediate(self, op: str) -> int:
         r, width = self.rng, self.c.acc_width
-        if op in ("SHR", "RSHR"):
+        operand = alu.by_name(op).operand     # what the immediate means to the operation (contract/alu.py)
+        if operand == "shift":
             return r.randint(-width - 2, width + 2)
-        if op == "MUL":
+        if operand == "factor":
             return r.randint(-8, 8)
         return r.choice((r.randint(-128, 127), r.randint(-(1 << 15), (1 << 15) - 1)))
 

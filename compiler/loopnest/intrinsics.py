@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ...configs import AccelConfig
+from ...contract import alu
 from .ir import Affine, Binary, Cast, Iterator, LoopNest, LoopNestError, Operand, Read, mul
 
 FUSIONS = ("packed", "gather")
@@ -60,17 +61,17 @@ def accel_gemm(config: AccelConfig) -> Intrinsic:
                      f"{c.macs_per_cycle} MACs per micro-op iteration, accumulators wrap at {c.acc_width} bits")
 
 
-ALU_BINARY = {"MIN": "min", "MAX": "max", "ADD": "add", "MUL": "mul"}
-
-
 def accel_alu(config: AccelConfig, op: str, use_imm: bool = True) -> Intrinsic:
     """One vector-ALU operation on a batch x block_out accumulator tile: acc[b, o] = op(acc[b, o], imm or src[b, o]).
 
-    SHR is not a loop-nest arithmetic operation here (it has no counterpart in operator bodies);
-    it is used by the lowering for requantization.
+    The operation's record (`contract/alu.py`) names the loop-nest operation with its semantics;
+    operations without one (SHR, RSHR: shifts have no counterpart in operator bodies) are used by
+    the lowering for requantization only.
     """
-    if op not in ALU_BINARY:
-        raise LoopNestError(f"ALU operation '{op}' has no loop-nest form; forms exist for {', '.join(ALU_BINARY)}")
+    record = next((r for r in alu.ALU_OPS if r.name == op and r.loopnest is not None), None)
+    if record is None or record.loopnest is None:
+        forms = ", ".join(r.name for r in alu.ALU_OPS if r.loopnest is not None)
+        raise LoopNestError(f"ALU operation '{op}' has no loop-nest form; forms exist for {forms}")
     if not config.alu_has(op):
         raise LoopNestError(f"config '{config.name}' has no ALU {op} (alu_ops: {', '.join(config.alu_ops)})")
     dtype = f"int{config.acc_width}"
@@ -80,14 +81,15 @@ def accel_alu(config: AccelConfig, op: str, use_imm: bool = True) -> Intrinsic:
     a = Operand("acc", dtype, shape, tile)
     second = Operand("imm", dtype, (), ()) if use_imm else Operand("src", dtype, shape, tile)
     out = Operand("dst", dtype, shape, tile)
-    body = Binary(ALU_BINARY[op], Read(0, dtype), Read(1, dtype), dtype)
+    body = Binary(record.loopnest, Read(0, dtype), Read(1, dtype), dtype)
     name = f"{config.name}.alu.{op.lower()}" + (".imm" if use_imm else "")
     return Intrinsic(name, LoopNest(name, iters, (a, second), out, body, reduce=None), "packed")
 
 
 def accel_alu_ops(config: AccelConfig) -> list[Intrinsic]:
-    """Every loop-nest ALU form the config has, with an immediate and with a second tile."""
-    return [accel_alu(config, op, imm) for op in ALU_BINARY if config.alu_has(op) for imm in (True, False)]
+    """Every loop-nest ALU form the config has (in opcode order), with an immediate and with a second tile."""
+    return [accel_alu(config, r.name, imm) for r in alu.ALU_OPS
+            if r.loopnest is not None and config.alu_has(r.name) for imm in (True, False)]
 
 
 def x86_vnni() -> Intrinsic:

@@ -1,6 +1,8 @@
-"""The tensor core alone (with its scratchpads): GEMM and ALU loops against NumPy and the functional
-simulator's `alu_apply`, and the timing promise of `hw/core.py`: one micro-op per cycle, n + 4
-cycles for n micro-ops; an ALU with use_imm=0 (two accumulator reads on the one read port) 2n + 3."""
+"""The tensor core alone (with its scratchpads): GEMM and ALU loops against NumPy and the ALU
+records' semantics (contract/alu.py), and the timing promise of `hw/core.py`: one micro-op per
+cycle, n + 4 cycles for n micro-ops; an ALU with use_imm=0 (two accumulator reads on the one read port) 2n + 3."""
+
+import dataclasses
 
 import numpy as np
 import pytest
@@ -8,12 +10,13 @@ from amaranth import Elaboratable, Module
 from amaranth.lib import wiring
 from amaranth.sim import Simulator
 from tensorweave.configs import load_config
-from tensorweave.hw.core import TensorCore
+from tensorweave.contract import alu
+from tensorweave.hw import core
+from tensorweave.hw.core import HARDWARE_ORDER, AluHardwareError, TensorCore, check_alu_ops
 from tensorweave.hw.dma import geometry
 from tensorweave.hw.scratchpad import Scratchpad
 from tensorweave.isa import Insn, Uop, build_isa
 from tensorweave.isa.program import pack, unpack
-from tensorweave.sim.functional import alu_apply
 
 
 class CoreWithScratchpads(Elaboratable):
@@ -160,7 +163,7 @@ def _alu_case(config, op: str, a_rows, b_rows=None, imm: int | None = None):
     got = _run(config, Insn("ALU", fields), [isa.encode_uop(Uop(0, n, 0))], np.zeros((1, config.block_in), int),
                np.zeros((1, config.block_in * config.block_out), int), acc)
     b = imm if imm is not None else np.asarray(b_rows, dtype=np.int64)
-    expected = alu_apply(op, np.asarray(a_rows, dtype=np.int64), b, config.acc_width)
+    expected = alu.apply(op, np.asarray(a_rows, dtype=np.int64), b, config.acc_width)
     return got["acc"][:n], expected, got["cycles"]
 
 
@@ -172,8 +175,8 @@ def _edge_values(width: int) -> np.ndarray:
 
 @pytest.mark.parametrize("name", ["tiny", "w4a8"])
 def test_rshr_rounds_to_nearest_even_as_the_functional_simulator(name):
-    """RSHR against `alu_apply`: every shift from -width - 2 to width + 2 on edge values (ties, odd and
-    even quotients, extremes), from a source row and as an immediate."""
+    """RSHR against its record's semantics: every shift from -width - 2 to width + 2 on edge values
+    (ties, odd and even quotients, extremes), from a source row and as an immediate."""
     config = load_config(name)
     w, lanes = config.acc_width, config.batch * config.block_out
     values, shifts = _edge_values(w), np.arange(-w - 2, w + 3)
@@ -196,13 +199,41 @@ def test_rshr_rounds_to_nearest_even_as_the_functional_simulator(name):
         assert cycles == 3 + 4
 
 
-@pytest.mark.parametrize("op", ["MIN", "MAX", "ADD", "SHR", "MUL"])
-def test_alu_ops_from_a_source_row_match_the_functional_simulator(op):
-    config = load_config("tiny")
-    w, lanes = config.acc_width, config.block_out
-    rng = np.random.default_rng(7)
+def test_every_alu_record_has_a_hardware_case_and_the_core_refuses_what_it_cannot_build(monkeypatch):
+    assert sorted(HARDWARE_ORDER) == sorted(alu.names())
+    neg = alu.AluOp("NEG", 7, lambda a, b, w: alu.wrap(-a, w), "negation", area=lambda w: 1, reads_operand=False)
+    monkeypatch.setattr(alu, "ALU_OPS", alu.ALU_OPS + (neg,))
+    config = dataclasses.replace(load_config("tiny"), name="tiny-neg", alu_ops=("MIN", "NEG"))
+    with pytest.raises(AluHardwareError, match=r"NEG \(opcode 7\) has a record .* but no hardware case"):
+        check_alu_ops(config)
+    monkeypatch.setattr(core, "HARDWARE_ORDER", HARDWARE_ORDER + ("NEG",))
+    with pytest.raises(AluHardwareError, match="NEG reads no second operand"):
+        check_alu_ops(config)
+
+
+def _operands(config, record, rng, shape):
+    """Random second operands for `record`: shift amounts around +-acc_width, else any acc_width value."""
+    w = config.acc_width
+    if record.operand == "shift":
+        return rng.integers(-w - 2, w + 3, size=shape)
+    return rng.integers(-2 ** (w - 1), 2 ** (w - 1), size=shape)
+
+
+@pytest.mark.parametrize("name", ["tiny", "w4a8"])
+@pytest.mark.parametrize("op", alu.names())
+def test_every_alu_record_matches_the_hardware_bit_for_bit(name, op):
+    """Each record's NumPy semantics (contract/alu.py) against the Amaranth ALU on random operands,
+    from a source row and as immediates (16-bit immediates, sign-extended)."""
+    config = load_config(name)
+    if not config.alu_has(op):
+        pytest.skip(f"{name} has no {op}")
+    record = alu.by_name(op)
+    w, lanes = config.acc_width, config.batch * config.block_out
+    rng = np.random.default_rng(7 + record.opcode)
     a = rng.integers(-2 ** (w - 1), 2 ** (w - 1), size=(8, lanes))
-    b = rng.integers(-w - 2, w + 3, size=(8, lanes)) if op == "SHR" else rng.integers(-2 ** (w - 1), 2 ** (w - 1),
-                                                                                          size=(8, lanes))
-    got, expected, _ = _alu_case(config, op, a, b)
+    got, expected, _ = _alu_case(config, op, a, _operands(config, record, rng, (8, lanes)))
     assert np.array_equal(got, expected)
+    imms = _operands(load_config("w4a8"), record, rng, 3)       # within the 16-bit immediate field
+    for imm in imms:
+        got, expected, _ = _alu_case(config, op, a[:2], imm=int(imm))
+        assert np.array_equal(got, expected), imm
