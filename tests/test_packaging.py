@@ -61,6 +61,7 @@ def test_package_data_covers_every_data_file():
     assert not uncovered, f"not in [tool.setuptools.package-data]: {', '.join(uncovered)}"
 
 
+@pytest.mark.wheel
 def test_the_wheel_holds_the_code_and_its_data(tmp_path):
     """A real wheel build (pip, with build isolation as an install does) holds every data file."""
     source = tmp_path / "src"
