@@ -7,10 +7,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 # The typed core; mypy sees the repository root as the package through a symlink.
-TYPED := -p tensorweave.configs -p tensorweave.isa -p tensorweave.cli -m tensorweave.errors -p tensorweave.sim \
-         -p tensorweave.compiler -p tensorweave.dse -p tensorweave.cosim -p tensorweave.contract
+TYPED := -p tensorweave.configs -p tensorweave.isa -p tensorweave.cli -m tensorweave.errors -m tensorweave.cache \
+         -p tensorweave.sim -p tensorweave.compiler -p tensorweave.dse -p tensorweave.cosim -p tensorweave.contract
 
-.PHONY: demo test lint typecheck generate clean
+.PHONY: demo test test-fast lint typecheck generate clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,12 @@ demo: $(STAMP)
 test: $(STAMP) lint typecheck
 	$(BIN)/tensorweave isa generate --check
 	$(BIN)/python -m pytest -q
+
+# The developer's loop: the default run without Verilator builds, yosys / nextpnr runs and the
+# wheel build (markers in pyproject.toml); `make test` (CI) runs them all.
+FAST := not slow and not cosim and not synthesis and not bitstream and not wheel
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "$(FAST)"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

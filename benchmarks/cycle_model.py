@@ -5,14 +5,13 @@
 For each config it runs the validation set of `tensorweave.dse.validation` (also used by
 tests/sim/test_cycle.py: blocked, tiled and double-buffered GEMMs, compiled conv layers, random
 programs) on the cycle model, the functional
-simulator and, when tensorweave.cosim is importable, the Verilator harness; prints one row per
+simulator and (unless --no-rtl) the Verilator harness; prints one row per
 program, the worst and mean error, and the wall-time ratios.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import time
 
 from tensorweave.configs import load_config
@@ -27,7 +26,7 @@ def main() -> None:
     parser.add_argument("--random", type=int, default=40, help="random programs per config")
     parser.add_argument("--no-rtl", action="store_true", help="skip the RTL even if it is available")
     args = parser.parse_args()
-    use_rtl = not args.no_rtl and importlib.util.find_spec("tensorweave.cosim") is not None
+    use_rtl = not args.no_rtl
     errors, times = [], {"model": 0.0, "functional": 0.0, "rtl": 0.0}
     print(f"{'config':12} {'program':28} {'model':>8} {'RTL':>8} {'error':>8}")
     for name in args.configs:

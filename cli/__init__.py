@@ -171,13 +171,7 @@ PLUGIN_MODULES = ("hw", "rtl", "compiler", "fpga", "dse")
 
 def _register_plugin(module: str, sub) -> None:
     import importlib
-    try:
-        plugin = importlib.import_module(f"{__name__}.{module}")
-    except ModuleNotFoundError as exc:
-        if exc.name == f"{__name__}.{module}":
-            return
-        raise
-    plugin.register(sub)
+    importlib.import_module(f"{__name__}.{module}").register(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

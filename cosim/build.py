@@ -1,8 +1,8 @@
 """Verilator builds of the accelerator's Verilog, cached by content.
 
 A build is keyed by the sha256 of everything that decides the result: the Verilog, the harness
-source, the Verilator flags and the Verilator version. Entries live in `$TENSORWEAVE_CACHE` or
-`~/.cache/tensorweave/verilator`. An entry is built in a temporary folder, gets a manifest holding
+source, the Verilator flags and the Verilator version. Entries live in the project cache
+(`tensorweave.cache`, kind `verilator`). An entry is built in a temporary folder, gets a manifest holding
 the sha256 of its executable, and is renamed into place last; on use, an entry whose manifest is
 missing or unreadable, or whose executable no longer matches its hash, is deleted and rebuilt. A
 file lock per key lets parallel test workers share one build.
@@ -10,23 +10,21 @@ file lock per key lets parallel test workers share one build.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..cache import atomic_path, cache_dir, locked
 from ..errors import TensorweaveError
 
 HARNESS_SOURCE = Path(__file__).resolve().parent / "harness.cpp"
 MANIFEST = "build.json"
+CACHE_VERSION = 1  # of the entry layout (manifest + executable); the build inputs are in the key
 
 # Verilator lint waivers for Amaranth-generated Verilog, in one place: Amaranth's netlist output
 # extends and truncates operands implicitly, which Verilator reports as (fatal) width warnings.
@@ -41,8 +39,8 @@ class BuildError(TensorweaveError, RuntimeError):
 
 
 def cache_root() -> Path:
-    env = os.environ.get("TENSORWEAVE_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "tensorweave" / "verilator"
+    """The folder of harness builds in the project cache."""
+    return cache_dir("verilator", CACHE_VERSION)
 
 
 def verilator_root() -> Path:
@@ -87,17 +85,6 @@ def build_key(verilog: Path, flags: list[str], extra_sources: list[Path]) -> str
     return h.hexdigest()
 
 
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
 @dataclass(frozen=True)
 class HarnessBuild:
     """A built harness executable and the key it is cached under."""
@@ -140,16 +127,15 @@ def build_harness(verilog: Path, top: str = "tensorweave_top", waves: bool = Fal
     root = cache or cache_root()
     key = build_key(verilog, flags, [HARNESS_SOURCE])
     entry = root / key[:32]
-    with _locked(root / f"{key[:32]}.lock"):
+    with locked(root / f"{key[:32]}.lock"):
         exe = _valid_entry(entry)
         if exe is not None:
             return HarnessBuild(exe, key, cached=True)
         if entry.exists():
             shutil.rmtree(entry)  # corrupted or half-written: never trusted
-        for stale in root.glob(f"{key[:12]}-*"):  # work folders of killed builds (we hold the key's lock)
+        for stale in root.glob(f".{entry.name}.*.tmp"):  # work folders of killed builds (we hold the lock)
             shutil.rmtree(stale, ignore_errors=True)
-        work = Path(tempfile.mkdtemp(prefix=f"{key[:12]}-", dir=root))
-        try:
+        with atomic_path(entry, directory=True) as work:
             shutil.copy(verilog, work / verilog.name)
             shutil.copy(HARNESS_SOURCE, work / HARNESS_SOURCE.name)
             cmd = [str(verilator_root() / "bin" / "verilator"), *flags, "-j", str(jobs or os.cpu_count() or 2),
@@ -166,10 +152,6 @@ def build_harness(verilog: Path, top: str = "tensorweave_top", waves: bool = Fal
             manifest = {"executable": "harness", "sha256": file_sha256(work / "harness"), "key": key,
                         "flags": flags, "verilog": str(verilog), "python": sys.version.split()[0]}
             (work / MANIFEST).write_text(json.dumps(manifest, indent=1))
-            os.replace(work, entry)
-        except BaseException:
-            shutil.rmtree(work, ignore_errors=True)
-            raise
     exe = _valid_entry(entry)
     if exe is None:
         raise BuildError(f"the build cache entry {entry} is unreadable right after it was written")

@@ -20,9 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..cache import cache_dir, locked
 from ..contract.engine import RunResult
 from ..isa import Program
-from .build import LINT_WAIVERS, _locked, build_key, cache_root, file_sha256, verilator_env
+from .build import LINT_WAIVERS, build_key, file_sha256, verilator_env
 from .engine import DRAM_BASE, HarnessResult, RTLError, _verilog, cycle_budget, parse_result, to_run_result
 
 TEST_MODULE = "tensorweave.cosim.cocotb_tb"
@@ -68,7 +69,7 @@ def run_cocotb_raw(verilog: Path, program: Program, inputs: Mapping[str, np.ndar
     program = _with_inputs(program, inputs)
     build_args = list(LINT_WAIVERS)
     key = build_key(verilog, build_args + [COMPILE_FLAGS] + (["waves"] if waves else []), [])
-    build_dir = cache_root() / "cocotb" / key[:32]
+    build_dir = cache_dir("cocotb", 1) / key[:32]
     saved = dict(os.environ)
     os.environ.update(verilator_env())  # the runner calls verilator and make from this environment
     os.environ["MAKEFLAGS"] = f"{os.environ['MAKEFLAGS']} {COMPILE_FLAGS}"
@@ -77,7 +78,7 @@ def run_cocotb_raw(verilog: Path, program: Program, inputs: Mapping[str, np.ndar
             tmp_path = Path(tmp)
             program_file, result_file = tmp_path / "program.twp", tmp_path / "result.bin"
             program.save(program_file)
-            with _locked(build_dir.with_suffix(".lock")):
+            with locked(build_dir.with_suffix(".lock")):
                 cached = _cached_build(build_dir, top)
                 if not cached and build_dir.exists():
                     shutil.rmtree(build_dir)  # half-built or corrupted: never trusted

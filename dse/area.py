@@ -21,7 +21,7 @@ model counts the structures the accelerator is built from (Xilinx 7-series cells
   pipeline stage; a heuristic, not a timing analysis.
 
 Calibration (`fit_from_estimates`): the FPGA flow stores yosys 0.70 `synth_xilinx` results per
-(preset, board) under docs/fpga/estimates/. With as many samples as LUT/FF features `fit` fits
+(preset, board) in the package, fpga/estimates/. With as many samples as LUT/FF features `fit` fits
 every coefficient; with 2 or more, a constant plus one scale on the other rules of thumb; with
 one, a scale. `CALIBRATION` holds the fit to the four xc7 samples there are (PYNQ-Z2: tiny,
 vta-default, w4a8, batch2-32x32). batch2-32x32's sample is its LUTs without the 2,068 multipliers the
@@ -43,6 +43,7 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -109,7 +110,7 @@ RULE_OF_THUMB: dict[str, dict[str, float]] = {
     "ff": {"const": 3000, "tree_bits": 1.0, "lut_multiplier_bits": 0.5, "mac_input_bits": 1.0, "acc_bits": 2.0,
            "alu_op_bits": 0.5, "bus_bits": 6.0, "index_bits": 30.0, "lutram_bits": 0.0},
 }
-# (constant, scale of the other rules of thumb) fitted to docs/fpga/estimates (xc7, 4 presets);
+# (constant, scale of the other rules of thumb) fitted to fpga/estimates (xc7, 4 presets);
 # tests/dse/test_area.py refits them from those files.
 CALIBRATION = {"lut": (1166.4, 1.31202), "ff": (3099.6, 0.05207)}
 DEFAULT_COEFFICIENTS: dict[str, dict[str, float]] = {
@@ -216,7 +217,8 @@ def fit(samples: Sequence[tuple[AccelConfig, Mapping[str, float]]], base: AreaMo
     return Fit(AreaModel(coefficients), worst, len(samples))
 
 
-ESTIMATES = Path(__file__).resolve().parent.parent / "docs" / "fpga" / "estimates"
+# The FPGA flow's stored estimates, package data of tensorweave.fpga (read without importing the flow).
+ESTIMATES = Path(str(resources.files("tensorweave.fpga") / "estimates"))
 
 
 def yosys_samples(folder: Path = ESTIMATES, family: str = "xc7") -> list[tuple[AccelConfig, dict[str, float]]]:

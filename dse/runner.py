@@ -1,7 +1,7 @@
 """Running a sweep: evaluate design points on a local process pool or a Ray cluster, streaming each
 finished point into the results table, then write the Pareto plots and the HTML report.
 
-- The results table is `<output>/results.csv` (and `results.parquet` when pyarrow is installed),
+- The results table is `<output>/results.csv` (and `results.parquet`),
   rewritten or appended as each point finishes, so an interrupted sweep loses at most the points
   in flight. Run again with the same output folder and it resumes: points whose key is already in
   the table are not evaluated again (a failed point counts as finished: its error is recorded).
@@ -28,6 +28,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from ..cache import atomic_path
 from .evaluate import Task, columns, evaluate_point
 from .space import METRICS, SweepError, SweepSpace, point_key
 
@@ -79,17 +80,13 @@ class ResultsTable:
         self._write_parquet()
 
     def _write_parquet(self) -> None:
-        try:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-        except ImportError:
-            return
+        import pyarrow as pa  # a dependency; imported here because it is slow to import
+        import pyarrow.parquet as pq
         rows = self.sorted()
         data = {c: [r.get(c) if r.get(c) != "" or c in ("error", "layer_cycles", "config") else None for r in rows]
                 for c in self.columns}
-        tmp = self.parquet_path.with_suffix(".parquet.tmp")
-        pq.write_table(pa.table(data), tmp)
-        tmp.replace(self.parquet_path)
+        with atomic_path(self.parquet_path) as tmp:
+            pq.write_table(pa.table(data), tmp)
 
     def sorted(self) -> list[Row]:
         return sorted(self.rows.values(), key=lambda r: r["index"])

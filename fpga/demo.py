@@ -14,7 +14,7 @@ from amaranth import Cat, Const, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .signatures import axi4_lite_signature, axi4_signature
+from ..hw.axi import AXI4LiteSignature, AXI4Signature
 
 DIGEST = 0xDE30DE30  # CONFIG_DIGEST of the demo design
 
@@ -28,7 +28,7 @@ class AXI4LiteRegisters(wiring.Component):
 
     def __init__(self, addr_width: int = 8):
         super().__init__({
-            "bus": In(axi4_lite_signature(addr_width, 32)),
+            "bus": In(AXI4LiteSignature(addr_width, 32)),
             "reg_addr": Out(addr_width), "reg_write": Out(1), "reg_wdata": Out(32),
             "reg_read": Out(1), "reg_rdata": In(32),
         })
@@ -65,8 +65,8 @@ class DotDemo(wiring.Component):
         if bus_width not in (32, 64, 128):
             raise ValueError(f"bus_width must be 32, 64 or 128, not {bus_width}")
         self._bus_width = bus_width
-        super().__init__({"dram": Out(axi4_signature(32, bus_width)),
-                          "ctrl": In(axi4_lite_signature(8, 32)), "irq": Out(1)})
+        super().__init__({"dram": Out(AXI4Signature(32, bus_width)),
+                          "ctrl": In(AXI4LiteSignature(8, 32)), "irq": Out(1)})
 
     @property
     def bus_width(self) -> int:

@@ -13,7 +13,7 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .signatures import axi4_signature
+from ..hw.axi import AXI4Signature
 
 
 class AXI4Memory(wiring.Component):
@@ -29,7 +29,7 @@ class AXI4Memory(wiring.Component):
         padded = init + bytes(-len(init) % bus_bytes)
         self._init = [int.from_bytes(padded[i:i + bus_bytes], "little") for i in range(0, len(padded), bus_bytes)]
         super().__init__({
-            "bus": In(axi4_signature(32, data_width)),
+            "bus": In(AXI4Signature(32, data_width)),
             "host_addr": In(32), "host_wdata": In(32), "host_write": In(1), "host_read": In(1),
             "host_rdata": Out(32), "host_done": Out(1),
         })

@@ -18,7 +18,7 @@ from amaranth import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .signatures import axi4_lite_signature
+from ..hw.axi import AXI4LiteSignature
 
 
 class UARTRx(wiring.Component):
@@ -97,7 +97,7 @@ class UARTBridge(wiring.Component):
         self._divisor = divisor
         super().__init__({
             "rx": In(1, init=1), "tx": Out(1, init=1),
-            "ctrl": Out(axi4_lite_signature(8, 32)),
+            "ctrl": Out(AXI4LiteSignature(8, 32)),
             "host_addr": Out(32), "host_wdata": Out(32), "host_write": Out(1), "host_read": Out(1),
             "host_rdata": In(32), "host_done": In(1),
         })

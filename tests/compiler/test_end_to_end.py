@@ -116,7 +116,6 @@ def test_demo_runs_quickly(capsys):
 
 @pytest.mark.cosim
 def test_small_cnn_on_the_rtl_matches_the_functional_engine(cnn_accel):
-    pytest.importorskip("tensorweave.cosim")
     inputs = cnn_accel.random_inputs(2)
     functional = cnn_accel.run(inputs, engine="functional")
     rtl = cnn_accel.run(inputs, engine="rtl")

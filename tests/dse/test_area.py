@@ -81,7 +81,7 @@ def test_fit_recovers_coefficients_and_reports_its_error():
 
 
 def test_default_coefficients_are_the_fit_to_the_stored_yosys_estimates():
-    """Refits on docs/fpga/estimates and checks the shipped constants still describe those numbers
+    """Refits on fpga/estimates and checks the shipped constants still describe those numbers
     (new estimates may move the fit a little: refit CALIBRATION when this fails)."""
     samples = yosys_samples()
     if len(samples) < 2:

@@ -100,7 +100,6 @@ def test_conv_output_size():
 
 def test_compiler_programs_for_a_conv_layer():
     # the accelerator compiler's direct convolution, with its own tiling search over the cycle model
-    pytest.importorskip("tensorweave.compiler.accel", reason="the accelerator compiler is not in this checkout")
     c = load_config("vta-default")
     layer = ConvLayer("small", 8, 8, 32, 32, 3, stride=1, padding=1)
     program = layer_program(c, layer, "compiler")

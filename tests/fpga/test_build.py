@@ -7,6 +7,7 @@ from tensorweave.fpga.boards import BoardError
 from tensorweave.fpga.build import build_bitstream
 
 
+@pytest.mark.bitstream
 def test_demo_soc_bitstream_on_ulx3s(tmp_path, monkeypatch):
     monkeypatch.setenv("TENSORWEAVE_CACHE", str(tmp_path / "cache"))
     result = build_bitstream("demo", "ulx3s", tmp_path / "out", progress=False)

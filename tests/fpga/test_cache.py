@@ -20,7 +20,7 @@ def test_store_lookup_restore_with_a_large_log(tmp_path, monkeypatch):
     assert cache.lookup(key) is None
     cache.store(key, {"resources": {"LUT": 12}}, [work / "synth.log", work / "prep.log", work / "stat.json",
                                                    work / "missing.log"])
-    entry = cache.cache_root() / key
+    entry = cache.entry_folder(key)
     assert sorted(p.name for p in entry.iterdir()) == ["prep.log", "result.json", "stat.json", "synth.log.gz"]
     assert (entry / "synth.log.gz").stat().st_size < len(big) / 10
     assert cache.lookup(key) == {"resources": {"LUT": 12}}
@@ -36,5 +36,5 @@ def test_a_corrupt_result_is_a_miss(tmp_path, monkeypatch):
     monkeypatch.setenv("TENSORWEAVE_CACHE", str(tmp_path))
     key = cache.cache_key(kind="estimate", verilog="def")
     cache.store(key, {"fits": True}, [])
-    (cache.cache_root() / key / "result.json").write_text('{"fits": tr')  # cut short
+    (cache.entry_folder(key) / "result.json").write_text('{"fits": tr')  # cut short
     assert cache.lookup(key) is None

@@ -16,6 +16,7 @@ def test_boards_lists_the_three_boards(capsys):
     assert "53,200" in out and "220" in out
 
 
+@pytest.mark.synthesis
 def test_estimate_prints_a_table_and_writes_json(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("TENSORWEAVE_CACHE", str(tmp_path / "cache"))
     assert main(["fpga", "estimate", "--config", "demo", "--board", "ulx3s", "-q", "-o", str(tmp_path / "e")]) == 0

@@ -91,6 +91,7 @@ def test_current_estimates_are_of_todays_verilog_all_presets():
     _check_verilog_of_current_estimates(preset_names())
 
 
+@pytest.mark.synthesis
 def test_refresh_in_parallel_writes_what_a_serial_refresh_writes(tmp_path, monkeypatch):
     """Two syntheses of the small demo design in two worker processes; the serial refresh that follows
     finds both in the cache the workers filled and writes the same JSON."""

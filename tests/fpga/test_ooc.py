@@ -51,6 +51,7 @@ def test_unknown_method_is_a_clear_error(tmp_path):
         synthesize(_source(tmp_path), ONE_DSP, tmp_path, progress=False, method="hier")
 
 
+@pytest.mark.synthesis
 def test_out_of_context_multipliers_match_the_flat_flow(tmp_path):
     (tmp_path / "flat").mkdir()
     (tmp_path / "ooc").mkdir()

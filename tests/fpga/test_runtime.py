@@ -17,12 +17,11 @@ from tensorweave.fpga.runtime import (
     UARTBus,
     config_digest_value,
 )
+from tensorweave.hw import top as hw_top
 from tensorweave.isa import assemble
 from tensorweave.sim import run_functional
 from tensorweave.sim.functional import SimError
 from tensorweave.sim.programs import blocked_gemm
-
-hw_top = pytest.importorskip("tensorweave.hw.top", reason="the accelerator (hw/top.py) is not in this checkout")
 
 
 @pytest.fixture(scope="module")

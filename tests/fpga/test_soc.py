@@ -149,10 +149,9 @@ class SimulatedUARTPort:
 def test_board_driver_runs_a_gemm_through_the_uart_soc_with_the_accelerator():
     """The ECP5 SoC end to end with the real accelerator: UART bridge, BRAM DRAM model, AXI bursts."""
     import numpy as np
-
-    hw_top = pytest.importorskip("tensorweave.hw.top")
     from tensorweave.configs import load_config
     from tensorweave.fpga.runtime import BoardDevice, UARTBus
+    from tensorweave.hw import top as hw_top
     from tensorweave.isa import assemble
     from tensorweave.sim import run_functional
     from tensorweave.sim.programs import blocked_gemm

@@ -83,6 +83,7 @@ def test_a_design_that_does_not_fit_names_the_resource_and_the_excess():
         require_fit(result, ["tiny"])
 
 
+@pytest.mark.synthesis
 def test_demo_estimate_on_three_families_and_the_cache(tmp_path, cache):
     pynq = estimate("demo", "pynq-z2", tmp_path / "pynq", progress=False)
     assert pynq["cached"] is False and pynq["fits"]
@@ -105,6 +106,7 @@ def test_unknown_board_lists_the_boards(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.synthesis
 def test_tiny_resynthesizes_to_its_stored_estimate(tmp_path, cache):
     stored_path = estimate_path("tiny", "pynq-z2")
     if not stored_path.is_file():

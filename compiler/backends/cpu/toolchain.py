@@ -4,12 +4,13 @@ Contract:
 - `detect_toolchain()` finds `cc` (or `$CC`) once per process and probes which of `-march=native`,
   `-fopenmp` and the AVX2 intrinsics work, falling back to a plain `-O2` build when they do not.
 - `build_library(source)` returns the path of a shared library built from `source`. The path is
-  `<cache>/<sha256 of source + compiler identity + flags>.so`, where `<cache>` is `$TENSORWEAVE_CACHE`
-  or `~/.cache/tensorweave/cpu/`. A `.sha256` file beside each library records the library's own hash;
+  `<cache>/<sha256 of source + compiler identity + flags>.so`, where `<cache>` is the project cache's
+  folder of kind `cpu` (`tensorweave.cache`). A `.sha256` file beside each library records the library's own hash;
   a library whose bytes no longer match (truncated, overwritten) is rebuilt, never loaded.
 - `build_libraries(sources, jobs)` builds several in parallel (one compiler process per source).
 - `load_library(source)` builds if needed and returns a `ctypes.CDLL`.
-Builds write to a temporary name and rename, so concurrent processes never see a half-written file.
+Builds write to a temporary name and rename (`tensorweave.cache.atomic_path`), so concurrent processes
+never see a half-written file.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from ....cache import atomic_path, atomic_write
+from ....cache import cache_dir as project_cache_dir
 from ....errors import TensorweaveError
 
 __all__ = ["CompileError", "Toolchain", "build_libraries", "build_library", "cache_dir", "detect_toolchain",
@@ -53,11 +56,12 @@ class Toolchain:
         return f"{self.compiler}|{self.version}|{' '.join(self.flags)}"
 
 
+CACHE_VERSION = 1  # of the entry layout (.so, .c, .sha256); the compiler identity and flags are in the key
+
+
 def cache_dir() -> Path:
-    root = os.environ.get("TENSORWEAVE_CACHE")
-    path = Path(root) / "cpu" if root else Path.home() / ".cache" / "tensorweave" / "cpu"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    """The folder of compiled libraries in the project cache."""
+    return project_cache_dir("cpu", CACHE_VERSION)
 
 
 def _try_compile(compiler: str, flags: Sequence[str], source: str) -> bool:
@@ -130,28 +134,16 @@ def build_library(source: str) -> Path:
     path = library_path(source, tc)
     if _is_intact(path):
         return path
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=path.stem + ".", suffix=".tmp")
-    os.close(fd)
     src_path = path.with_suffix(".c")  # kept beside the library so a failure or a slow kernel can be read
-    fd, src_tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem + ".", suffix=".c.tmp")
-    with os.fdopen(fd, "w") as src_file:
-        src_file.write(source)
-    os.replace(src_tmp, src_path)
-    tmp = Path(tmp_name)
-    try:
+    atomic_write(src_path, source)
+    with atomic_path(path) as tmp:
         cmd = [tc.compiler, *tc.flags, "-shared", "-fPIC", str(src_path), "-o", str(tmp), "-lm"]
         result = subprocess.run(cmd, capture_output=True, text=True)
         if result.returncode != 0:
             first = "\n".join(result.stderr.strip().splitlines()[:12])
             raise CompileError(f"the C compiler rejected generated code {src_path}:\n{first}")
         data = tmp.read_bytes()
-        os.replace(tmp, path)
-        fd, stamp_name = tempfile.mkstemp(dir=path.parent, prefix=path.stem + ".", suffix=".stamp")
-        with os.fdopen(fd, "w") as stamp:
-            stamp.write(_digest(data))
-        os.replace(stamp_name, path.with_suffix(".sha256"))
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write(path.with_suffix(".sha256"), _digest(data))
     return path
 
 

@@ -7,7 +7,7 @@ NumPy-like array library (hundreds of MB with its CUDA libraries) pinned to one 
 
 Compilation: `nvcc -cubin -arch=sm_XY` for the device's compute capability (`compile_cuda` can also
 emit PTX or a cubin for any architecture without a device, which the compile-only tests use).
-Cubins are cached under `$TENSORWEAVE_CACHE/gpu/cuda` or `~/.cache/tensorweave/gpu/cuda`.
+Cubins are cached in the project cache (`tensorweave.cache`), kind `cuda`.
 """
 
 from __future__ import annotations
@@ -23,14 +23,16 @@ from typing import Any
 
 import numpy as np
 
+from ....cache import atomic_write, cache_dir
 from ....errors import TensorweaveError
 from .lower import gpu_occupancy
-from .opencl import GPUUnavailable, cache_dir
+from .opencl import GPUUnavailable
 
 __all__ = ["CudaRuntime", "compile_cuda", "cuda_runtime", "find_nvcc"]
 
 INSTALL_HINT = "pip install 'tensorweave[cuda]' (cuda-bindings) and have nvcc on PATH or in /usr/local/cuda/bin"
 DEFAULT_BLOCK = 256
+CACHE_VERSION = 1  # of a cached cubin / PTX file; nvcc, its flags and the source are in the key
 
 
 def find_nvcc() -> str | None:
@@ -49,7 +51,7 @@ def compile_cuda(source: str, arch: str = "sm_80", output: str = "cubin") -> byt
         raise ValueError(f"output must be 'cubin' or 'ptx', not '{output}'")
     flags = ["-O3", "-std=c++17", "--expt-relaxed-constexpr", "-w", f"-arch={arch}", f"-{output}"]
     key = hashlib.sha256((nvcc + "\0" + " ".join(flags) + "\0" + source).encode()).hexdigest()[:32]
-    path = cache_dir("cuda") / f"{key}.{output}"
+    path = cache_dir("cuda", CACHE_VERSION) / f"{key}.{output}"
     if path.exists():
         return path.read_bytes()
     with tempfile.TemporaryDirectory() as tmp:
@@ -58,15 +60,12 @@ def compile_cuda(source: str, arch: str = "sm_80", output: str = "cubin") -> byt
         out = Path(tmp) / f"kernels.{output}"
         result = subprocess.run([nvcc, *flags, str(src), "-o", str(out)], capture_output=True, text=True)
         if result.returncode != 0:
-            kept = cache_dir("cuda") / "failed.cu"
+            kept = cache_dir("cuda", CACHE_VERSION) / "failed.cu"
             kept.write_text(source)
             first = "\n".join(result.stderr.strip().splitlines()[:12])
             raise TensorweaveError(f"nvcc rejected generated code ({kept}):\n{first}")
         data = out.read_bytes()
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp_name, path)
+    atomic_write(path, data)
     return data
 
 

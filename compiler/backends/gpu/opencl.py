@@ -1,8 +1,8 @@
 """OpenCL runtime over pyopencl: pick a device, build programs (cached), move buffers, launch kernels.
 
-Compiled programs are cached by content hash under `$TENSORWEAVE_CACHE/gpu` or `~/.cache/tensorweave/gpu`:
-on PoCL by PoCL itself (program and per-work-group-size kernels, in `gpu/pocl` unless `POCL_CACHE_DIR` is
-set), on other platforms by pyopencl's binary cache (source + build options + device) in `gpu/opencl`.
+Compiled programs are cached by content hash in the project cache (`tensorweave.cache`): on PoCL by PoCL
+itself (program and per-work-group-size kernels, kind `pocl` unless `POCL_CACHE_DIR` is set), on other
+platforms by pyopencl's binary cache (source + build options + device), kind `opencl`.
 pyopencl is imported inside functions: without it (or without any OpenCL platform) a `GPUUnavailable`
 error says what to install.
 """
@@ -12,16 +12,17 @@ from __future__ import annotations
 import functools
 import os
 import warnings
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ....cache import cache_dir
 from ....errors import TensorweaveError
 from .lower import Occupancy, gpu_occupancy
 
-__all__ = ["BUILD_OPTIONS", "GPUUnavailable", "OpenCLRuntime", "cache_dir", "opencl_runtime"]
+__all__ = ["BUILD_OPTIONS", "GPUUnavailable", "OpenCLRuntime", "opencl_runtime"]
 
+CACHE_VERSION = 1  # of the cache folders handed to PoCL and pyopencl (each keys its own entries)
 BUILD_OPTIONS = ["-cl-fp32-correctly-rounded-divide-sqrt", "-w"]
 INSTALL_HINT = ("pip install 'tensorweave[gpu]' (pyopencl==2026.1.4 and pocl-binary-distribution==3.0, "
                 "a CPU OpenCL device)")
@@ -31,15 +32,8 @@ class GPUUnavailable(TensorweaveError):
     """No usable GPU runtime: the message says what to install."""
 
 
-def cache_dir(kind: str) -> Path:
-    root = os.environ.get("TENSORWEAVE_CACHE")
-    path = (Path(root) if root else Path.home() / ".cache" / "tensorweave") / "gpu" / kind
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
 def _import_cl() -> Any:
-    os.environ.setdefault("POCL_CACHE_DIR", str(cache_dir("pocl")))
+    os.environ.setdefault("POCL_CACHE_DIR", str(cache_dir("pocl", CACHE_VERSION)))
     try:
         import pyopencl as cl  # type: ignore[import-untyped]
     except ImportError as exc:
@@ -75,7 +69,7 @@ class OpenCLRuntime:
         # loading pyopencl's cached binary instead makes PoCL regenerate every kernel (measured: 65 s instead
         # of 12 s for the conformance run), so pyopencl's cache is used for other platforms only.
         pocl = "Portable Computing Language" in self.device.platform.name
-        self._binary_cache: str | bool = False if pocl else str(cache_dir("opencl"))
+        self._binary_cache: str | bool = False if pocl else str(cache_dir("opencl", CACHE_VERSION))
 
     def build(self, source: str, optimize: bool = True) -> Any:
         """The built program of `source` (`optimize=False`: no compiler optimization, for quick builds)."""
@@ -89,7 +83,7 @@ class OpenCLRuntime:
                     program = self._cl.Program(self.ctx, source).build(options=options,
                                                                       cache_dir=self._binary_cache)
                 except self._cl.RuntimeError as exc:
-                    path = cache_dir("opencl") / "failed.cl"
+                    path = cache_dir("opencl", CACHE_VERSION) / "failed.cl"
                     path.write_text(source)
                     lines = [ln for ln in str(exc).splitlines() if "error" in ln][:8]
                     raise TensorweaveError(f"the OpenCL compiler rejected generated code ({path}):\n"

@@ -23,7 +23,7 @@ def _answer(lib: ctypes.CDLL, x: int) -> int:
 
 def test_build_is_cached_by_content(tmp_path) -> None:
     path = toolchain.build_library(SOURCE)
-    assert path.parent == tmp_path / "cpu" and path.suffix == ".so"
+    assert path.parent == tmp_path / f"cpu-v{toolchain.CACHE_VERSION}" and path.suffix == ".so"
     stamp = path.stat().st_mtime_ns
     assert toolchain.build_library(SOURCE) == path
     assert path.stat().st_mtime_ns == stamp  # not rebuilt
