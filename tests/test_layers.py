@@ -2,7 +2,7 @@
 
 Every module of the package is parsed with `ast` (imports inside functions and under TYPE_CHECKING
 count: a late import is still a dependency) and mapped to its top-level package. The layers, bottom
-up: errors; configs, isa; contract; sim and hw (side by side); cosim; fpga; compiler (which sees
+up: errors, cache; configs, isa; contract; sim and hw (side by side); cosim; fpga; compiler (which sees
 neither engine: it receives them as parameters); dse; cli.
 """
 
@@ -16,11 +16,12 @@ import pytest
 import tensorweave
 
 ROOT = "tensorweave"
-BASE = {"errors", "configs", "isa", "contract"}
+BASE = {"errors", "cache", "configs", "isa", "contract"}
 # package -> the packages it may import (its own is always allowed).
 ALLOWED: dict[str, set[str]] = {
     ROOT: set(),                                   # __init__.py: the version, nothing else
     "errors": set(),
+    "cache": {"errors"},                          # the one cache: root, layout, atomic writes, locks
     "configs": {"errors"},
     "isa": {"errors", "configs"},
     "contract": {"errors", "configs", "isa"},
