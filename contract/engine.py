@@ -88,8 +88,13 @@ class CostModel(Protocol):
 
 
 # name -> "module:factory"; the factory takes no arguments and returns the Engine / CostModel.
-ENGINES: dict[str, str] = {}
-COST_MODELS: dict[str, str] = {}
+ENGINES: dict[str, str] = {
+    "functional": "tensorweave.sim.engines:FunctionalEngine",
+    "rtl": "tensorweave.cosim.engines:RTLEngine",
+}
+COST_MODELS: dict[str, str] = {
+    "cycle": "tensorweave.sim.engines:CycleCostModel",
+}
 
 
 def _resolve(table: Mapping[str, str], kind: str, name: str) -> object:
