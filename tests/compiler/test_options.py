@@ -85,3 +85,21 @@ def test_bad_settings_name_the_field(cnn_qdq, tmp_path):
         load_compiled(path)
     with pytest.raises(PipelineError, match="gpu_api must be one of auto, opencl, cuda, not 'metal'"):
         TargetOptions(gpu_api="metal")
+
+
+def test_tensor_cores_survive_save_and_load(tmp_path):
+    """On CUDA, a model compiled with tensor_cores=True still runs its int8 contractions on Tensor Cores after
+    loading (load_compiled used to drop the option and compile plain kernels)."""
+    from tensorweave.compiler.backends.gpu.cuda import cuda_runtime
+    from tensorweave.compiler.backends.gpu.opencl import GPUUnavailable
+    try:
+        runtime = cuda_runtime()
+    except GPUUnavailable as exc:
+        pytest.skip(f"no CUDA device: {exc}")
+    if not getattr(runtime, "tensor_cores", False):
+        pytest.skip("this CUDA device has no int8 Tensor Cores")
+    compiled = compile_model(quantize_model(small_cnn(), samples=2), None, target="gpu", gpu_api="cuda",
+                             tensor_cores=True)
+    again = load_compiled(compiled.save(tmp_path / "tc"))
+    assert again.options.tensor_cores and again.options.gpu_api == "cuda"
+    assert any("Tensor Cores" in launch.kernel.note for launch in again.steps[0].executable.launches)
