@@ -6,7 +6,7 @@ Prints, per distinct layer (workloads.md C2..C11): MACs, the chosen tiling, esti
 utilization with exact fixed-point requantization (per-channel scales, as onnxruntime) and with
 VTA's power-of-two requantization (shift + clip); then the body total (layer1 = 4 x C2, layers 2-4 =
 strided 3x3 + 1x1 downsample + 3 x 3x3) and its ratio to VTA's 7.73 M cycles and to the 6.62 M-cycle
-ideal at 256 MAC/cycle. Cycles come from `sim.cycle.estimate_cycles` (or the analytical fallback).
+ideal at 256 MAC/cycle. Cycles come from the cost model "cycle" (`sim.cycle.estimate_cycles`).
 `--run` also runs every layer on the functional simulator and checks it bit-exact (minutes).
 """
 

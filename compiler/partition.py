@@ -6,6 +6,9 @@ The pattern (QDQ models as onnxruntime's quantize_static writes them):
     DQ(x_q), DQ(w_q) [, DQ(b_q)] -> Conv | Gemm | MatMul -> Q -> DQ -> Relu -> Q  (both Qs with one scale
                                                                          and zero point: exactly max(q, zp))
 
+Which float ops a layer is built around, how their weights and attributes are read and which fused op
+they become is the accelerator-op table, `accel_ops.ACCEL_OPS`; this module only knows the QDQ pattern.
+
 `fuse_accel_layers(graph, supports)` replaces each match that the accelerator can run (`supports(layer)`
 returns None) by one node in domain `tensorweave.accel` that reads the int8 `x_q` and writes the int8
 output of the Q node. Its attributes carry everything the accelerator compiler needs: int8 weights,
@@ -27,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from .accel_ops import accel_op, for_onnx
 from .graph import Graph, Node
 
 __all__ = ["ACCEL_DOMAIN", "LayerMatch", "find_layers", "fuse_accel_layers"]
@@ -38,19 +42,19 @@ ACCEL_DOMAIN = "tensorweave.accel"
 class LayerMatch:
     """One DQ -> Conv/Gemm/MatMul [-> Relu] -> Q pattern, with its integer parameters decoded."""
 
-    kind: str                      # "conv" or "matmul"
+    kind: str                      # the accelerator op's name (accel_ops.ACCEL_OPS): "conv", "matmul"
     op: Node                       # the Conv / Gemm / MatMul node
     nodes: tuple[Node, ...]        # every node the fused layer replaces (op, relu, Q, private DQs)
     x: str                         # int8 input value (the DQ's input)
     y: str                         # int8 output value (the Q's output)
-    weight: np.ndarray             # conv: int8 (K, C/groups, R, S); matmul: int8 (k, n)
+    weight: np.ndarray             # in the op's layout: conv int8 (K, C/groups, R, S); matmul int8 (k, n)
     bias: np.ndarray | None        # int32 (K,) or None
     input_scale: float
     weight_scales: tuple[float, ...]
     output_scale: float
     output_zero_point: int
     relu: bool
-    geometry: dict[str, Any] = field(default_factory=dict)  # conv: strides, pads, dilations, group
+    geometry: dict[str, Any] = field(default_factory=dict)  # attributes the fused node carries (conv geometry)
 
     @property
     def name(self) -> str:
@@ -130,7 +134,8 @@ def _relu_requantized(graph: Graph, q: Node, scale: float, zero_point: np.ndarra
 
 
 def _match(graph: Graph, op: Node) -> LayerMatch | None:
-    if op.domain or op.op not in ("Conv", "Gemm", "MatMul"):
+    kind = None if op.domain else for_onnx(op.op)
+    if kind is None:
         return None
     act = _activation(graph, op.inputs[0])
     weight = _constant_dq(graph, op.inputs[1], "int8")
@@ -158,25 +163,11 @@ def _match(graph: Graph, op: Node) -> LayerMatch | None:
             nodes += requantized_relu
             q, relu = requantized_relu[-1], requantized_relu[1]
 
-    geometry: dict[str, Any] = {}
-    if op.op == "Conv":
-        kind, out_axis, k_out = "conv", 0, w.shape[0]
-        if w.ndim != 4 or op.attr("auto_pad", "NOTSET") != "NOTSET":
-            return None
-        geometry = {"strides": tuple(op.attr("strides", [1, 1])), "pads": tuple(op.attr("pads", [0, 0, 0, 0])),
-                    "dilations": tuple(op.attr("dilations", [1, 1])), "group": int(op.attr("group", 1))}
-    else:
-        if w.ndim != 2:
-            return None
-        kind = "matmul"
-        if op.op == "Gemm":
-            if op.attr("transA", 0) or op.attr("alpha", 1.0) != 1.0 or op.attr("beta", 1.0) != 1.0:
-                return None
-            if graph.types[op.inputs[0]].rank != 2:
-                return None
-            if op.attr("transB", 0):
-                w, w_axis = w.T, 1 - w_axis
-        out_axis, k_out = 1, w.shape[1]
+    matched = kind.match(graph, op, w, w_axis)
+    if matched is None:
+        return None
+    w, w_axis, out_axis, geometry = matched.weight, matched.weight_axis, matched.out_axis, matched.attrs
+    k_out = w.shape[out_axis]
     if w_scales.size not in (1, k_out) or (w_scales.size > 1 and w_axis != out_axis):
         return None
 
@@ -203,7 +194,7 @@ def _match(graph: Graph, op: Node) -> LayerMatch | None:
             if v in graph.outputs or any(c.name not in inside for c in graph.consumers(v)):
                 return None
     ordered = tuple(n for n in graph.nodes if n.name in inside)
-    return LayerMatch(kind=kind, op=op, nodes=ordered, x=x, y=q.outputs[0], weight=np.ascontiguousarray(w),
+    return LayerMatch(kind=kind.name, op=op, nodes=ordered, x=x, y=q.outputs[0], weight=np.ascontiguousarray(w),
                       bias=None if bias is None else bias.astype(np.int32), input_scale=s_in,
                       weight_scales=tuple(float(s) for s in w_scales), output_scale=s_out,
                       output_zero_point=int(zp_out.reshape(-1)[0]), relu=relu is not None, geometry=geometry)
@@ -224,8 +215,7 @@ def fused_node(match: LayerMatch) -> Node:
         attrs["bias"] = match.bias
     for key, value in match.geometry.items():
         attrs[key] = list(value) if isinstance(value, tuple) else value
-    op = "QConv" if match.kind == "conv" else "QMatMul"
-    return Node(op, match.name, (match.x,), (match.y,), attrs, domain=ACCEL_DOMAIN)
+    return Node(accel_op(match.kind).node_op, match.name, (match.x,), (match.y,), attrs, domain=ACCEL_DOMAIN)
 
 
 Supports = Callable[[Graph, LayerMatch], "str | None"]

@@ -4,6 +4,10 @@ The pipeline, top to bottom: build the operator's loop nest -> tensorize it onto
 (UNIT matcher; refusal = TensorizeError) -> plan the integer requantization -> pack weights and
 per-channel constants -> choose the tiling (cost model, measured, cached) and lower to a Program.
 A 1x1 conv whose pixels tensorize onto the GEMM rows (stride 1, no padding) runs as a matmul.
+
+The compiler imports no engine: `compile_*` take the cost model that measures tilings (`cost_model`,
+a name such as "cycle" or a `contract.engine.CostModel`), and `AccelKernel.run` the engine that runs
+the Program (`engine`, a name such as "functional" or "rtl", or a `contract.engine.Engine`).
 """
 
 from __future__ import annotations
@@ -15,15 +19,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ...configs import AccelConfig
+from ...contract.engine import CostModel, Engine, EngineError, RunResult, get_engine
 from ...isa import Program, build_isa
-from ...sim.functional import run_functional
 from ..loopnest import Mapping, TensorizeError, accel_gemm, conv2d_nest, matmul_nest, tensorize
 from . import schedule
-from .lower import FIXED_CONSTS, MAX_PAD, POW2_CONSTS, Problem, Tiling, const_table, lower, sram_needs
+from .lower import FIXED_CONSTS, MAX_PAD, POW2_CONSTS, Problem, Tiling, const_table, lower, requant_steps, sram_needs
 from .requant import RequantPlan, acc_bound, plan_requant
 from .spec import AccelError, ConvSpec, Requant
 
-ENGINES = ("functional", "rtl")
 # The lowering streams activations through the input scratchpad and weights through the weight one.
 _PIN_CONV = {"inp": "x", "wgt": "w"}
 _PIN_MATMUL = {"inp": "a", "wgt": "b"}
@@ -75,6 +78,8 @@ class AccelKernel:
     estimated_cycles: int
     cycle_source: str
     cached: bool
+    has_bias: bool
+    cost_model: CostModel              # what measured the tilings (explain() asks it for per-unit busy cycles)
     rows_per_group: int = 0           # conv: in-channels per group; matmul path: k
     out_per_group: int = 0
     _pack_rows: bool = False          # the matmul path (rows = pixels or matrix rows)
@@ -106,34 +111,30 @@ class AccelKernel:
         return y[:n, :, :self.out_per_group].reshape(n, k, oh, ow)
 
     # --- running ------------------------------------------------------------------------------
-    def run(self, x: np.ndarray, engine: str = "functional") -> tuple[np.ndarray, KernelStats]:
-        """y (int out_width) for x (int inp_width), bit-exact to `requantize(reference)`; and the run's stats."""
+    def run(self, x: np.ndarray, engine: str | Engine = "functional") -> tuple[np.ndarray, KernelStats]:
+        """y (int out_width) for x (int inp_width), bit-exact to `requantize(reference)`; and the run's stats.
+
+        `engine`: an engine name registered in `contract.engine.ENGINES` ("functional", "rtl", ...) or an `Engine`.
+        """
         x = _check_ints("x", x, self.config.inp_width)
         if x.shape != self.input_shape and not (self.kind == "matmul" and x.shape == self.input_shape[1:]
                                                 and self.input_shape[0] == 1):
             raise AccelError(f"x has shape {x.shape}; this kernel takes {self.input_shape}")
         squeeze = x.shape != self.input_shape
         x = x.reshape(self.input_shape)
-        inputs = {"x": self.pack_input(x)}
-        if engine == "functional":
-            result = run_functional(self.program, inputs)
-        elif engine == "rtl":
-            try:
-                from ...cosim import run_rtl  # type: ignore[import-not-found]
-            except ImportError as exc:
-                raise AccelError(f"engine 'rtl' needs tensorweave.cosim.run_rtl, which is not available "
-                                 f"({exc}); use engine='functional'") from None
-            result = run_rtl(self.program, inputs)
-        else:
-            raise AccelError(f"engine '{engine}' is not one of {', '.join(ENGINES)}")
+        try:
+            runner = get_engine(engine)
+        except EngineError as exc:
+            raise AccelError(str(exc)) from None
+        result = runner.run(self.program, {"x": self.pack_input(x)})
         y = self.unpack_output(np.asarray(result.outputs["y"])).astype(np.int8)  # out_width <= 8
         stats = self._stats(result)
         return (y.reshape(self.output_shape[1:]) if squeeze else y), stats
 
-    def _stats(self, result) -> KernelStats:
+    def _stats(self, result: RunResult) -> KernelStats:
         s = result.stats
-        cycles = getattr(result, "cycles", None) or self.estimated_cycles
-        source = "engine" if getattr(result, "cycles", None) else self.cycle_source
+        cycles = result.cycles or self.estimated_cycles
+        source = "engine" if result.cycles else self.cycle_source
         util = self.macs / (cycles * self.config.macs_per_cycle) if cycles else 0.0
         return KernelStats(dict(s.insns), dict(s.ops), self.macs, s.gemm_iterations * self.config.macs_per_cycle,
                            int(cycles), source, util, s.dram_read_bytes, s.dram_write_bytes)
@@ -145,6 +146,7 @@ class AccelKernel:
         counts: Counter[str] = Counter()
         for word in self.program.insns:
             insn = isa.decode(word)
+            # TODO(contract): use contract.topology.unit_of
             if insn.op in ("LOAD", "STORE"):
                 memory = isa.enum_name("memory_id", insn.memory_id)
                 unit = "store" if insn.op == "STORE" else ("load" if memory in ("INP", "WGT") else "compute")
@@ -157,6 +159,11 @@ class AccelKernel:
                 counts[name + (".reset" if insn.fields.get("reset") else "")] += 1
             counts[f"unit:{unit}"] += 1
         return dict(counts)
+
+    @property
+    def alu_per_tile(self) -> int:
+        """ALU instructions per output tile: the requantization sequence (`lower.requant_steps`)."""
+        return len(requant_steps(self.plan, self.has_bias))
 
     @property
     def utilization(self) -> float:
@@ -176,24 +183,15 @@ class AccelKernel:
             f"per group, {p.out_height}x{p.out_width} outputs{' (matmul rows)' if self._pack_rows else ''}",
             f"tiling: {t} ({'cached' if self.cached else 'searched'}); scratchpads: {sram} "
             f"(input/weight per half); micro-ops {len(self.program.uops)}/{c.uop_depth}",
-            f"requantization: {self.plan.describe()}",
+            f"requantization: {self.plan.describe()}; {self.alu_per_tile} ALU instructions per tile",
             f"instructions: {len(self.program.insns)} ({units}): {mnemonics}",
             f"MACs {self.macs:,}; estimated cycles {self.estimated_cycles:,} ({self.cycle_source}); "
             f"utilization {self.utilization:.1%} of {c.macs_per_cycle} MAC/cycle",
         ]
-        busy = _unit_busy(self.program) if self.cycle_source == "sim.cycle" else None
+        busy = self.cost_model.estimate(self.program).busy
         if busy:
             lines.append("busy cycles per unit (they overlap): " + ", ".join(f"{u} {v:,}" for u, v in busy.items()))
         return "\n".join(lines)
-
-
-def _unit_busy(program: Program) -> dict[str, int] | None:
-    try:
-        from ...sim.cycle import estimate_cycles
-        report = estimate_cycles(program)
-    except Exception:  # the cycle model is optional here: explain() still describes the kernel
-        return None
-    return {unit: int(report.busy.get(unit, 0)) for unit in ("load", "compute", "store")}
 
 
 def _rows_of(kernel: AccelKernel, x: np.ndarray) -> np.ndarray:
@@ -290,20 +288,24 @@ def _pack_weight(config: AccelConfig, p: Problem, weight: np.ndarray) -> np.ndar
 
 
 def _build(config: AccelConfig, p: Problem, weight: np.ndarray, bias: np.ndarray | None, requant: Requant,
-           use_cache: bool) -> tuple[RequantPlan, schedule.Choice]:
+           use_cache: bool, cost_model: CostModel) -> tuple[RequantPlan, schedule.Choice]:
     channels = weight.shape[0]
     plan = plan_requant(config, requant, channels, acc_bound(weight, bias, config.inp_width))
     packed = _pack_weight(config, p, weight)
     consts = const_table(config, p, plan, bias, channels // p.groups)
-    alu_ops = (14 if bias is not None else 13) if plan.mode == "fixed" else 4
+    alu_ops = len(requant_steps(plan, bias is not None))  # what the lowering emits per output tile
     choice = schedule.choose(config, p, plan.mode == "fixed", bias is not None, alu_ops,
-                             lambda t: lower(config, p, t, plan, bias is not None, packed, consts), use_cache)
+                             lambda t: lower(config, p, t, plan, bias is not None, packed, consts), use_cache,
+                             cost_model)
     return plan, choice
 
 
 def compile_conv(config: AccelConfig, spec: ConvSpec, weight: np.ndarray, bias: np.ndarray | None,
-                 requant: Requant, use_cache: bool = True) -> AccelKernel:
-    """Compile conv (+ bias) + requantization (+ ReLU) into one accelerator Program."""
+                 requant: Requant, use_cache: bool = True, cost_model: str | CostModel = "cycle") -> AccelKernel:
+    """Compile conv (+ bias) + requantization (+ ReLU) into one accelerator Program.
+
+    `cost_model` measures the best-ranked tilings: "cycle" (the cycle model), "analytical", or a `CostModel`.
+    """
     weight = _check_ints("weight", weight, config.wgt_width, spec.weight_shape)
     if bias is not None:
         bias = _check_ints("bias", bias, config.acc_width, (spec.out_channels,))
@@ -327,16 +329,21 @@ def compile_conv(config: AccelConfig, spec: ConvSpec, weight: np.ndarray, bias: 
     else:
         p = _conv_problem(config, spec, mapping)
         w = weight
-    plan, choice = _build(config, p, w, bias, requant, use_cache)
+    model = schedule.resolve_cost_model(cost_model)
+    plan, choice = _build(config, p, w, bias, requant, use_cache, model)
     return AccelKernel(config, "conv", desc, mapping, p, choice.tiling, plan, choice.program,
                        (spec.batch, spec.in_channels, spec.height, spec.width), spec.output_shape, spec.macs,
-                       choice.cycles, choice.source, choice.cached, spec.in_channels // spec.groups,
-                       spec.out_channels // spec.groups, bool(rows_path))
+                       choice.cycles, choice.source, choice.cached, bias is not None, model,
+                       spec.in_channels // spec.groups, spec.out_channels // spec.groups, bool(rows_path))
 
 
 def compile_matmul(config: AccelConfig, m: int, k: int, n: int, weight: np.ndarray, bias: np.ndarray | None,
-                   requant: Requant, batch: int = 1, use_cache: bool = True) -> AccelKernel:
-    """Compile y = requant(x @ weight + bias) for x (batch, m, k) (or (m, k) when batch == 1), weight (k, n)."""
+                   requant: Requant, batch: int = 1, use_cache: bool = True,
+                   cost_model: str | CostModel = "cycle") -> AccelKernel:
+    """Compile y = requant(x @ weight + bias) for x (batch, m, k) (or (m, k) when batch == 1), weight (k, n).
+
+    `cost_model` as for `compile_conv`.
+    """
     for name, value in (("m", m), ("k", k), ("n", n), ("batch", batch)):
         if value < 1:
             raise AccelError(f"compile_matmul: {name} = {value} must be at least 1")
@@ -347,7 +354,8 @@ def compile_matmul(config: AccelConfig, m: int, k: int, n: int, weight: np.ndarr
     mapping = tensorize(nest, accel_gemm(config), operands=_PIN_MATMUL)
     p = _rows_problem(config, batch * m, k, n)
     as_conv = weight.T[:, :, None, None]
-    plan, choice = _build(config, p, as_conv, bias, requant, use_cache)
+    model = schedule.resolve_cost_model(cost_model)
+    plan, choice = _build(config, p, as_conv, bias, requant, use_cache, model)
     return AccelKernel(config, "matmul", f"matmul ({batch}x){m}x{k} @ {k}x{n}", mapping, p, choice.tiling, plan,
                        choice.program, (batch, m, k), (batch, m, n), batch * m * k * n, choice.cycles, choice.source,
-                       choice.cached, k, n, True)
+                       choice.cached, bias is not None, model, k, n, True)

@@ -203,46 +203,71 @@ def lower(config: AccelConfig, p: Problem, t: Tiling, plan: RequantPlan, has_bia
     return _assemble(e, p, weight, consts, config)
 
 
-def _requant_ops(e: _Emitter, plan: RequantPlan, has_bias: bool, a: int, tmp: int, kt_n: int, npix: int,
-                 const0: int, names: tuple[str, ...]) -> None:
-    """The ALU instructions that turn the accumulator tile into clamped int outputs (see requant.py)."""
-    rows = kt_n * npix
+@dataclass(frozen=True)
+class AluStep:
+    """One ALU instruction of the requantization, over the output tile (A) or its temp (T).
 
-    def tile(op: str, dst: int, imm: int | None = None, src: int | None = None, reset: bool = False) -> None:
-        begin, end = e.uop_range([Uop(dst, src if src is not None else dst, 0)])
-        e.emit("ALU", alu_opcode=e.alu_opcode(op), uop_begin=begin, uop_end=end, iter_out=1, iter_in=rows,
-               dst_factor_in=1, src_factor_in=0 if imm is not None else 1, use_imm=int(imm is not None),
-               imm=imm or 0, reset=int(reset))
+    `src` names a tile ("A" or "T") read row for row, `const` a per-channel constant row (see FIXED_CONSTS,
+    POW2_CONSTS), `imm` an immediate; with none of them the instruction reads its destination.
+    """
 
-    def const(op: str, dst: int, which: str) -> None:
-        begin, end = e.uop_range([Uop(dst, const0 + names.index(which), 0)])
-        e.emit("ALU", alu_opcode=e.alu_opcode(op), uop_begin=begin, uop_end=end, iter_out=kt_n, iter_in=npix,
-               dst_factor_out=npix, src_factor_out=len(names), dst_factor_in=1)
+    op: str
+    dst: str                  # "A" or "T"
+    imm: int | None = None
+    src: str | None = None
+    const: str | None = None
+    reset: bool = False
 
+
+def requant_steps(plan: RequantPlan, has_bias: bool) -> tuple[AluStep, ...]:
+    """The ALU instructions that turn an accumulator tile into clamped int outputs (see requant.py), in order.
+
+    The lowering emits exactly these per output tile, and the tiling search counts them: one definition.
+    """
     if plan.mode == "fixed":
         h = plan.split
-        if has_bias:
-            const("ADD", a, "bias")
-        tile("ADD", tmp, src=tmp, reset=True)             # T = 0
-        tile("ADD", tmp, src=a)                           # T = v
-        tile("SHR", a, imm=h)                             # A = hi
-        tile("MUL", a, imm=-(1 << h))                     # A = -hi * 2^h
-        tile("ADD", tmp, src=a)                           # T = lo
-        tile("SHR", a, imm=h)                             # A = -hi
-        const("MUL", a, "neg_m0")                         # A = hi * M0
-        const("MUL", tmp, "m0")                           # T = lo * M0
-        tile("SHR", tmp, imm=h)                           # T = (lo * M0) >> h
-        tile("ADD", a, src=tmp)
-        const("ADD", a, "rnd")
-        const("SHR", a, "sh")
+        steps = [AluStep("ADD", "A", const="bias")] if has_bias else []
+        steps += [
+            AluStep("ADD", "T", src="T", reset=True),     # T = 0
+            AluStep("ADD", "T", src="A"),                 # T = v
+            AluStep("SHR", "A", imm=h),                   # A = hi
+            AluStep("MUL", "A", imm=-(1 << h)),           # A = -hi * 2^h
+            AluStep("ADD", "T", src="A"),                 # T = lo
+            AluStep("SHR", "A", imm=h),                   # A = -hi
+            AluStep("MUL", "A", const="neg_m0"),          # A = hi * M0
+            AluStep("MUL", "T", const="m0"),              # T = lo * M0
+            AluStep("SHR", "T", imm=h),                   # T = (lo * M0) >> h
+            AluStep("ADD", "A", src="T"),
+            AluStep("ADD", "A", const="rnd"),
+            AluStep("SHR", "A", const="sh"),
+        ]
     else:
-        if has_bias or not plan.ties_even:                # with RSHR and no bias the row is all zeros
-            const("ADD", a, "rnd")                        # bias (+ 2^(n-1) + zp * 2^n without RSHR)
-        const("RSHR" if plan.ties_even else "SHR", a, "sh")
+        # with RSHR and no bias the constant row is all zeros; otherwise it holds the bias
+        # (+ 2^(n-1) + zp * 2^n without RSHR)
+        steps = [AluStep("ADD", "A", const="rnd")] if has_bias or not plan.ties_even else []
+        steps.append(AluStep("RSHR" if plan.ties_even else "SHR", "A", const="sh"))
         if plan.ties_even and plan.zero_point:
-            tile("ADD", a, imm=plan.zero_point)
-    tile("MAX", a, imm=plan.low)
-    tile("MIN", a, imm=plan.high)
+            steps.append(AluStep("ADD", "A", imm=plan.zero_point))
+    return (*steps, AluStep("MAX", "A", imm=plan.low), AluStep("MIN", "A", imm=plan.high))
+
+
+def _requant_ops(e: _Emitter, plan: RequantPlan, has_bias: bool, a: int, tmp: int, kt_n: int, npix: int,
+                 const0: int, names: tuple[str, ...]) -> None:
+    """Emit `requant_steps` for one output tile; the last one pushes the tile to the store unit."""
+    rows = kt_n * npix
+    tiles = {"A": a, "T": tmp}
+    for step in requant_steps(plan, has_bias):
+        dst = tiles[step.dst]
+        if step.const is not None:  # a per-channel row: one constant row per output block, reused per pixel
+            begin, end = e.uop_range([Uop(dst, const0 + names.index(step.const), 0)])
+            e.emit("ALU", alu_opcode=e.alu_opcode(step.op), uop_begin=begin, uop_end=end, iter_out=kt_n,
+                   iter_in=npix, dst_factor_out=npix, src_factor_out=len(names), dst_factor_in=1)
+            continue
+        src = tiles[step.src] if step.src is not None else dst
+        begin, end = e.uop_range([Uop(dst, src, 0)])
+        e.emit("ALU", alu_opcode=e.alu_opcode(step.op), uop_begin=begin, uop_end=end, iter_out=1, iter_in=rows,
+               dst_factor_in=1, src_factor_in=0 if step.imm is not None else 1, use_imm=int(step.imm is not None),
+               imm=step.imm or 0, reset=int(step.reset))
     e.flag(len(e.insns) - 1, "push_next")
 
 

@@ -1,6 +1,7 @@
 """Choosing the tiling: an analytical cost model ranks every tiling that fits the scratchpads, the top
-few are lowered and measured with the cycle model (`sim.cycle.estimate_cycles` when present, else
-`analytical_cycles`), and the winner is cached per (config digest, problem) in a JSON file under
+few are lowered and measured with the cost model the caller passes (a `contract.engine.CostModel`:
+"cycle", the cycle model, by default; "analytical", `AnalyticalCostModel` below, needs no simulator),
+and the winner is cached per (config digest, problem, cost model) in a JSON file under
 $TENSORWEAVE_CACHE or ~/.cache/tensorweave/. A corrupted cache file is reported and rebuilt.
 """
 
@@ -16,13 +17,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ...configs import AccelConfig
-from ...isa import Program
+from ...contract.engine import CostEstimate, CostModel, get_cost_model
+from ...isa import Program, build_isa
+from ...isa.asm import element_bytes
 from .lower import FIXED_CONSTS, POW2_CONSTS, Problem, Tiling, sram_needs
 from .spec import AccelError
 
 MEASURED = 4            # how many of the best-ranked tilings are lowered and measured
 CACHE_FILE = "accel-schedules.json"
-CACHE_VERSION = 2       # bump when the lowering changes what a cached tiling costs
+CACHE_VERSION = 3       # bump when the lowering or the ranking changes what a cached tiling costs
 
 
 def _splits(extent: int) -> list[int]:
@@ -79,36 +82,42 @@ def candidates(config: AccelConfig, p: Problem, fixed: bool) -> list[Tiling]:
     return found
 
 
-def measure(program: Program) -> tuple[int, str]:
-    """Cycles of a program: the cycle model if it is installed, else a count of the busiest unit."""
-    try:
-        from ...sim.cycle import estimate_cycles
-    except ImportError:
-        return analytical_cycles(program), "analytical"
-    try:
-        return estimate_cycles(program).cycles, "sim.cycle"
-    except Exception as exc:  # the cycle model is another area's code: a failure there must not stop compiling
-        warnings.warn(f"sim.cycle.estimate_cycles failed ({type(exc).__name__}: {exc}); using the analytical "
-                      "estimate", stacklevel=2)
-        return analytical_cycles(program), "analytical"
-
-
-def analytical_cycles(program: Program) -> int:
-    """Fallback estimate from the instruction stream: the busiest unit's work (no overlap modelled)."""
-    from ...isa import build_isa
-    from ...isa.asm import element_bytes
+def analytical_busy(program: Program) -> dict[str, int]:
+    """Per-unit work read off the instruction stream: fixed issue costs plus bus beats and loop iterations."""
     c = program.config
     isa = build_isa(c)
     busy = {"load": 0, "compute": 0, "store": 0}
     for word in program.insns:
         insn = isa.decode(word)
+        # TODO(contract): use contract.topology.unit_of
         if insn.op in ("LOAD", "STORE"):
             memory = isa.enum_name("memory_id", insn.memory_id)
             unit = "store" if insn.op == "STORE" else ("load" if memory in ("INP", "WGT") else "compute")
             busy[unit] += 10 + insn.y_size * (1 + math.ceil(insn.x_size * element_bytes(c, memory) / c.bus_bytes))
         elif insn.op in ("GEMM", "ALU"):
             busy["compute"] += 6 + insn.iter_out * insn.iter_in * (insn.uop_end - insn.uop_begin)
-    return max(busy.values())
+    return busy
+
+
+def analytical_cycles(program: Program) -> int:
+    """The busiest unit's work (no overlap modelled)."""
+    return max(analytical_busy(program).values())
+
+
+class AnalyticalCostModel:
+    """A `CostModel` that needs no simulator: the busiest unit's work, from the instruction stream alone."""
+
+    name = "analytical"
+
+    def estimate(self, program: Program) -> CostEstimate:
+        busy = analytical_busy(program)
+        return CostEstimate(max(busy.values()), busy, self.name)
+
+
+def resolve_cost_model(model: str | CostModel) -> CostModel:
+    """"analytical" (defined here, in the compiler), else a name registered in `contract.engine.COST_MODELS`
+    ("cycle", ...) or a `CostModel` object."""
+    return AnalyticalCostModel() if model == "analytical" else get_cost_model(model)
 
 
 def cache_path() -> Path:
@@ -141,8 +150,9 @@ def _write_cache(path: Path, entries: dict) -> None:
         warnings.warn(f"could not write the schedule cache {path} ({exc})", stacklevel=3)
 
 
-def cache_key(config: AccelConfig, p: Problem, fixed: bool, has_bias: bool) -> str:
-    return f"{config.digest}|{'fixed' if fixed else 'pow2'}|{int(has_bias)}|" + json.dumps(asdict(p), sort_keys=True)
+def cache_key(config: AccelConfig, p: Problem, fixed: bool, has_bias: bool, cost_model: str) -> str:
+    return (f"{config.digest}|{'fixed' if fixed else 'pow2'}|{int(has_bias)}|{cost_model}|"
+            + json.dumps(asdict(p), sort_keys=True))
 
 
 @dataclass(frozen=True)
@@ -150,15 +160,18 @@ class Choice:
     tiling: Tiling
     program: Program
     cycles: int
-    source: str                # "sim.cycle" or "analytical"
+    source: str                # the measuring cost model's CostEstimate.source ("sim.cycle", "analytical")
     ranked: tuple[Estimate, ...]
     cached: bool
 
 
 def choose(config: AccelConfig, p: Problem, fixed: bool, has_bias: bool, alu_ops: int,
-           build: Callable[[Tiling], Program], use_cache: bool = True) -> Choice:
-    """Rank tilings analytically, lower and measure the best few, return the fastest (cached)."""
-    key = cache_key(config, p, fixed, has_bias)
+           build: Callable[[Tiling], Program], use_cache: bool = True,
+           cost_model: str | CostModel = "cycle") -> Choice:
+    """Rank tilings analytically (`alu_ops`: ALU instructions per output tile), lower the best few,
+    measure them with `cost_model`, return the fastest (cached)."""
+    model = resolve_cost_model(cost_model)
+    key = cache_key(config, p, fixed, has_bias, model.name)
     path = cache_path()
     entries = _read_cache(path) if use_cache else {}
     hit = entries.get(key)
@@ -187,7 +200,8 @@ def choose(config: AccelConfig, p: Problem, fixed: bool, has_bias: bool, alu_ops
             errors.append(str(exc))
             continue
         measured += 1
-        cycles, source = measure(program)
+        cost = model.estimate(program)
+        cycles, source = cost.cycles, cost.source
         if best is None or cycles < best[0]:
             best = (cycles, estimate.tiling, program, source)
     if best is None:

@@ -79,7 +79,7 @@ def test_save_load_and_errors(cnn_accel, tmp_path):
     np.testing.assert_array_equal(again.run(inputs)["fc_out"], cnn_accel.run(inputs)["fc_out"])
     with pytest.raises(PipelineError, match=r"input 'input' is float64\[1, 3, 16, 16\]; the model wants float32"):
         cnn_accel.run({"input": np.zeros((1, 3, 16, 16))})
-    with pytest.raises(PipelineError, match="engine must be one of functional, rtl"):
+    with pytest.raises(PipelineError, match="unknown engine .fpga.: one of .*functional.*rtl"):
         cnn_accel.run(inputs, engine="fpga")
     with pytest.raises(PipelineError, match="target must be one of accel, cpu, gpu, not 'tpu'"):
         compile_model(small_cnn(), "vta-default", target="tpu")

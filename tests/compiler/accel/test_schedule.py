@@ -66,7 +66,7 @@ def test_cache_hit_and_corrupted_cache(tmp_path, monkeypatch):
     with pytest.warns(UserWarning, match="unreadable.*rebuilding"):
         third, _ = _compile(config)
     assert not third.cached and third.tiling == first.tiling
-    assert json.loads(cache.read_text())["version"] == 2
+    assert json.loads(cache.read_text())["version"] == 3
     x = np.random.default_rng(1).integers(-128, 128, (1, 8, 9, 9))
     y, _ = third.run(x)
     assert np.array_equal(y, requantize(conv2d_int(x, w, SPEC), third.plan))
