@@ -23,23 +23,11 @@ from ..contract.engine import Engine, EngineError, get_engine
 from . import report
 from .graph import Graph
 from .options import PipelineError, TargetOptions
+from .step import Step
 
 __all__ = ["CompiledModel", "Settings", "Step", "read_settings"]
 
 SETTINGS_FILE = "settings.json"
-
-
-@dataclass(eq=False)
-class Step:
-    """One unit of execution: an accelerator layer (one fused node) or a CPU segment (a subgraph)."""
-
-    target: str                              # "accel", "cpu" or "gpu"
-    name: str
-    graph: Graph                             # the nodes this step runs, as a graph
-    inputs: tuple[str, ...]
-    outputs: tuple[str, ...]
-    kernel: Any = None                       # AccelKernel (accel steps)
-    executable: Any = None                   # CPUExecutable / GPU executable (cpu and gpu steps)
 
 
 @dataclass(frozen=True)

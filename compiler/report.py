@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -14,7 +14,7 @@ from .graph import Graph, Node
 from .partition import ACCEL_DOMAIN
 
 if TYPE_CHECKING:
-    from .compiled import CompiledModel, Step
+    from .step import Step
 
 __all__ = ["LayerReport", "explain", "layer_reports", "node_macs", "table"]
 
@@ -55,6 +55,24 @@ class LayerReport:
     run_cycles: int | None = None            # cycles the engine counted in the last run (RTL), if it counts
 
 
+class ReportedModel(Protocol):
+    """What the reports read of a compiled model (`compiled.CompiledModel`); a protocol, so that the model
+    can use the reports without an import cycle."""
+
+    steps: list[Step]
+    layers: list[LayerReport]
+    graph: Graph
+    fused: Graph
+    config: AccelConfig | None
+    refused: dict[str, str]
+
+    @property
+    def target(self) -> str: ...
+
+    @property
+    def total_cycles(self) -> int: ...
+
+
 def _accel_row(step: Step, fused: Graph, config: AccelConfig) -> LayerReport:
     node = step.graph.nodes[0]
     macs = node_macs(fused, node)
@@ -90,7 +108,7 @@ def layer_reports(steps: Sequence[Step], fused: Graph, config: AccelConfig | Non
     return rows
 
 
-def table(model: CompiledModel, timings: bool = False) -> str:
+def table(model: ReportedModel, timings: bool = False) -> str:
     """The per-layer table: layer, op, where it runs, MACs, estimated cycles, utilization."""
     layers = model.layers
     counted = timings and any(r.run_cycles is not None for r in layers)
@@ -121,7 +139,7 @@ def table(model: CompiledModel, timings: bool = False) -> str:
     return text
 
 
-def explain(model: CompiledModel) -> str:
+def explain(model: ReportedModel) -> str:
     """Which op runs where, the accelerator's tiles and instruction counts, cycles per layer and a total."""
     config = model.config
     cfg = f"config {config.name}, {config.macs_per_cycle} MAC/cycle" if config else "no accelerator"

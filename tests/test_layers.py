@@ -12,7 +12,6 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import tensorweave
 
 ROOT = "tensorweave"
@@ -39,9 +38,6 @@ ALLOWED_MODULES: dict[str, set[str]] = {
     "configs": {"tensorweave.contract.alu"},
     "isa": {"tensorweave.contract.alu"},
 }
-# Removed by the compiler branch of issue 14 (the compiler takes an engine and a cost model as
-# parameters); until it is merged, `test_the_compiler_imports_no_engine` is an expected failure.
-COMPILER_ENGINE_EDGES = {("compiler", "sim"), ("compiler", "cosim")}
 
 
 def package_modules(root: Path, name: str = ROOT) -> dict[str, Path]:
@@ -156,14 +152,10 @@ def test_every_package_is_in_the_table():
 
 
 def test_no_import_crosses_the_layers():
-    bad = [e for e in forbidden_edges(GRAPH, MODULES)
-           if tuple(e.split(":")[0].split(" -> ")) not in COMPILER_ENGINE_EDGES]
+    bad = forbidden_edges(GRAPH, MODULES)
     assert bad == [], "imports outside the allowed table:\n" + "\n".join(bad)
 
 
-@pytest.mark.xfail(strict=True, reason="compiler/accel/kernel.py, compiler/accel/schedule.py and compiler/pipeline.py "
-                   "still import sim (and kernel.py cosim); the compiler branch of issue 14 removes them: remove "
-                   "this xfail when it is merged")
 def test_the_compiler_imports_no_engine():
     bad = [e for e in forbidden_edges(GRAPH, MODULES) if e.startswith("compiler -> ")]
     assert bad == [], "the compiler imports engines:\n" + "\n".join(bad)
