@@ -1,21 +1,20 @@
 """Choosing the tiling: an analytical cost model ranks every tiling that fits the scratchpads, the top
 few are lowered and measured with the cost model the caller passes (a `contract.engine.CostModel`:
 "cycle", the cycle model, by default; "analytical", `AnalyticalCostModel` below, needs no simulator),
-and the winner is cached per (config digest, problem, cost model) in a JSON file under
-$TENSORWEAVE_CACHE or ~/.cache/tensorweave/. A corrupted cache file is reported and rebuilt.
+and the winner is cached per (config digest, problem, cost model) in a JSON file in the project
+cache (`tensorweave.cache`, kind `schedules`). A corrupted cache file is reported and rebuilt.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ...cache import atomic_write, cache_dir, locked
 from ...configs import AccelConfig
 from ...contract.engine import CostEstimate, CostModel, get_cost_model
 from ...isa import Program, build_isa
@@ -121,8 +120,8 @@ def resolve_cost_model(model: str | CostModel) -> CostModel:
 
 
 def cache_path() -> Path:
-    root = os.environ.get("TENSORWEAVE_CACHE")
-    return (Path(root) if root else Path.home() / ".cache" / "tensorweave") / CACHE_FILE
+    """The schedule cache file: `<cache root>/schedules-v<CACHE_VERSION>/accel-schedules.json` (tensorweave.cache)."""
+    return cache_dir("schedules", CACHE_VERSION) / CACHE_FILE
 
 
 def _read_cache(path: Path) -> dict:
@@ -132,8 +131,6 @@ def _read_cache(path: Path) -> dict:
         data = json.loads(path.read_text())
         if not isinstance(data, dict) or not isinstance(data.get("entries"), dict):
             raise ValueError("no 'entries' table")
-        if data.get("version") != CACHE_VERSION:  # written by another version of the lowering
-            return {}
         return data["entries"]
     except (OSError, ValueError, AttributeError) as exc:
         warnings.warn(f"schedule cache {path} is unreadable ({exc}); rebuilding it", stacklevel=3)
@@ -142,10 +139,7 @@ def _read_cache(path: Path) -> dict:
 
 def _write_cache(path: Path, entries: dict) -> None:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as f:
-            json.dump({"version": CACHE_VERSION, "entries": entries}, f, indent=1, sort_keys=True)
-        os.replace(f.name, path)
+        atomic_write(path, json.dumps({"version": CACHE_VERSION, "entries": entries}, indent=1, sort_keys=True))
     except OSError as exc:
         warnings.warn(f"could not write the schedule cache {path} ({exc})", stacklevel=3)
 
@@ -208,7 +202,8 @@ def choose(config: AccelConfig, p: Problem, fixed: bool, has_bias: bool, alu_ops
         raise AccelError(f"no tiling of this layer lowers for config '{config.name}': {errors[0]}")
     cycles, tiling, program, source = best
     if use_cache:
-        entries = _read_cache(path)
-        entries[key] = {**asdict(tiling), "cycles": cycles, "source": source}
-        _write_cache(path, entries)
+        with locked(path.with_suffix(".lock")):  # read-modify-write: another process may add entries meanwhile
+            entries = _read_cache(path)
+            entries[key] = {**asdict(tiling), "cycles": cycles, "source": source}
+            _write_cache(path, entries)
     return Choice(tiling, program, cycles, source, tuple(ranked[:MEASURED]), False)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from tensorweave.compiler.accel import ConvSpec, Requant, compile_conv, conv2d_int, requantize
 from tensorweave.compiler.accel.lower import FIXED_CONSTS, Tiling, sram_needs
-from tensorweave.compiler.accel.schedule import CACHE_FILE, analytical, candidates
+from tensorweave.compiler.accel.schedule import CACHE_FILE, CACHE_VERSION, analytical, candidates
 from tensorweave.configs import load_config
 
 SPEC = ConvSpec(1, 8, 9, 9, 12, (3, 3), pads=(1, 1, 1, 1))
@@ -57,7 +57,7 @@ def test_cache_hit_and_corrupted_cache(tmp_path, monkeypatch):
     config = load_config("tiny")
     first, w = _compile(config)
     assert not first.cached
-    cache = tmp_path / CACHE_FILE
+    cache = tmp_path / f"schedules-v{CACHE_VERSION}" / CACHE_FILE
     entries = json.loads(cache.read_text())["entries"]
     assert len(entries) == 1 and next(iter(entries)).startswith(config.digest)
     second, _ = _compile(config)
@@ -66,7 +66,7 @@ def test_cache_hit_and_corrupted_cache(tmp_path, monkeypatch):
     with pytest.warns(UserWarning, match="unreadable.*rebuilding"):
         third, _ = _compile(config)
     assert not third.cached and third.tiling == first.tiling
-    assert json.loads(cache.read_text())["version"] == 3
+    assert json.loads(cache.read_text())["version"] == CACHE_VERSION
     x = np.random.default_rng(1).integers(-128, 128, (1, 8, 9, 9))
     y, _ = third.run(x)
     assert np.array_equal(y, requantize(conv2d_int(x, w, SPEC), third.plan))
