@@ -23,9 +23,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..contract.codegen import GENERATED_DIR, HEADER
 from ..errors import TensorweaveError
 
 HARNESS_SOURCE = Path(__file__).resolve().parent / "harness.cpp"
+# The register map and error codes, generated from contract/ (`tensorweave isa generate`); the harness
+# includes it from its build folder.
+CONTRACT_HEADER = GENERATED_DIR / HEADER
 MANIFEST = "build.json"
 
 # Verilator lint waivers for Amaranth-generated Verilog, in one place: Amaranth's netlist output
@@ -138,7 +142,7 @@ def build_harness(verilog: Path, top: str = "tensorweave_top", waves: bool = Fal
         # VCD: the wheel's FST writer needs lz4.h, which is not on a bare machine.
         flags += ["--trace", "-CFLAGS", "-DTW_WAVES=1"]
     root = cache or cache_root()
-    key = build_key(verilog, flags, [HARNESS_SOURCE])
+    key = build_key(verilog, flags, [HARNESS_SOURCE, CONTRACT_HEADER])
     entry = root / key[:32]
     with _locked(root / f"{key[:32]}.lock"):
         exe = _valid_entry(entry)
@@ -152,6 +156,7 @@ def build_harness(verilog: Path, top: str = "tensorweave_top", waves: bool = Fal
         try:
             shutil.copy(verilog, work / verilog.name)
             shutil.copy(HARNESS_SOURCE, work / HARNESS_SOURCE.name)
+            shutil.copy(CONTRACT_HEADER, work / CONTRACT_HEADER.name)
             cmd = [str(verilator_root() / "bin" / "verilator"), *flags, "-j", str(jobs or os.cpu_count() or 2),
                    "--Mdir", "obj", "-o", "harness", verilog.name, HARNESS_SOURCE.name]
             proc = subprocess.run(cmd, cwd=work, env=verilator_env(), capture_output=True, text=True, check=False)

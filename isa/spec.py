@@ -109,22 +109,6 @@ class ISA:
                 return name
         raise ISAError(f"{value} is not a valid {enum} (valid: {dict(self.enums[enum])})")
 
-    def unit_of(self, insn: Insn) -> str:
-        """The unit that runs `insn` (VTA's dispatch rule, shared by every engine): 'load' for LOADs of
-        INP/WGT, 'store' for STOREs (which must target OUT), 'compute' for the rest."""
-        if insn.op not in ("LOAD", "STORE"):
-            return "compute"
-        memory = self.enum_name("memory_id", insn.memory_id)
-        if insn.op == "STORE":
-            if memory != "OUT":
-                raise ISAError(f"STORE must use memory_id OUT, not {memory}")
-            return "store"
-        if memory in ("INP", "WGT"):
-            return "load"
-        if memory in ("UOP", "ACC"):
-            return "compute"
-        raise ISAError(f"LOAD cannot target memory {memory}")
-
     # --- encoding ------------------------------------------------------------------------------
     def encode(self, insn: Insn) -> int:
         """Pack an instruction into its word; each field checked against its width."""
