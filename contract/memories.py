@@ -3,7 +3,8 @@
 A memory is `depth` rows; a row is one element of a LOAD or STORE (the unit a DRAM address counts)
 and holds `lanes` values of `element_bits` bits (the micro-op buffer: one word, no lanes). OUT is
 the output buffer the store unit reads: as deep as the accumulator, each lane narrowed to out_width.
-Everything is derived from the `AccelConfig` and the ISA's memory_id enumeration.
+Everything is derived from the `AccelConfig` and the ISA's memory_id enumeration (so also for a config
+whose instructions would not fit the word, as design-space sweeps try).
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..configs import AccelConfig, clog2
-from ..isa import ISAError, build_isa
+from ..isa import ISAError
+from ..isa.spec import enum_members
 
 NAMES: tuple[str, ...] = ("UOP", "WGT", "INP", "ACC", "OUT")
 
@@ -59,7 +61,7 @@ class Memory:
 def memories(config: AccelConfig) -> dict[str, Memory]:
     """Every memory of `config`, by name (UOP, WGT, INP, ACC, OUT)."""
     c = config
-    ids = build_isa(config).enums["memory_id"]
+    ids = enum_members("memory_id")
     spec = {"UOP": (c.uop_depth, (), c.uop_width, False),
             "WGT": (c.wgt_depth, (c.block_out, c.block_in), c.wgt_width, True),
             "INP": (c.inp_depth, (c.batch, c.block_in), c.inp_width, True),

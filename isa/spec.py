@@ -233,6 +233,17 @@ def _load_yaml(path: Path) -> dict:
     return yaml.safe_load(path.read_text())
 
 
+def enum_members(enum: str, path: Path = ISA_YAML) -> dict[str, int]:
+    """The members of the ISA enumeration `enum` (e.g. memory_id): the same for every config, so this
+    needs no config that fits the instruction word."""
+    return dict(_enum_items(enum, path))
+
+
+@functools.lru_cache(maxsize=16)
+def _enum_items(enum: str, path: Path) -> tuple[tuple[str, int], ...]:
+    return tuple(_load_yaml(path)["enums"][enum].items())
+
+
 @functools.lru_cache(maxsize=64)
 def build_isa(config: AccelConfig, path: Path = ISA_YAML) -> ISA:
     """Evaluate the ISA description for `config`; raises ISAError naming the format that overflows."""
