@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 
 from ..configs import AccelConfig, load_config, preset_names
+from ..contract.codegen import check_all, write_all
 from ..errors import TensorweaveError
 from ..isa import Program, ProgramError, assemble, build_isa, disassemble
-from ..isa.codegen import check_all, markdown, write_all
+from ..isa.codegen import markdown
 from ..sim import run_functional
 
 USER_ERRORS = (TensorweaveError, FileNotFoundError)

@@ -46,8 +46,8 @@ def cmd_sim(args: argparse.Namespace) -> int:
     run = simulate(program, dram_base=args.dram_base, max_cycles=args.max_cycles)
     rows = [("status", f"{'done' if run.done else 'error'} ({run.status:#x})"), ("cycles", run.cycles)]
     if run.error:
-        from ..hw.unit import ERROR_NAMES
-        rows += [("error_code", f"{run.error_code} ({ERROR_NAMES.get(run.error_code, '?')})"),
+        from ..contract.error_codes import message
+        rows += [("error_code", f"{run.error_code} ({message(run.error_code)})"),
                  ("error_insn", run.error_insn)]
     same = None
     if run.done and not args.no_check:

@@ -9,7 +9,6 @@ set; `run_rtl_many(programs, config)` runs many programs on one build in one pro
 from .build import BuildError, build_harness, cache_root
 from .engine import (
     DRAM_BASE,
-    ERROR_CODES,
     HarnessJob,
     HarnessResult,
     RTLError,
@@ -21,6 +20,6 @@ from .engine import (
 )
 from .engines import CocotbEngine, HarnessEngine, run_rtl
 
-__all__ = ["BuildError", "DRAM_BASE", "ERROR_CODES", "HarnessJob", "HarnessResult", "RTLError", "RTLTimeout",
+__all__ = ["BuildError", "DRAM_BASE", "HarnessJob", "HarnessResult", "RTLError", "RTLTimeout",
            "build_harness", "cache_root", "run_harness", "run_rtl", "run_rtl_many", "run_rtl_outcomes",
            "watchdog_report", "CocotbEngine", "HarnessEngine"]

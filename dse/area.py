@@ -51,6 +51,7 @@ import numpy as np
 
 from ..configs import AccelConfig, load_config, preset_names
 from ..contract import alu
+from ..contract.memories import memories
 from ..errors import TensorweaveError
 
 # RAMB36 aspect ratios (depth, width): the 36 Kbit block in its simple dual-port shapes.
@@ -70,10 +71,9 @@ def bram36(depth: int, width: int) -> int:
 
 def _memories(config: AccelConfig) -> list[tuple[int, int]]:
     """(depth, width) of every memory: the four scratchpads, the output buffer and the three command queues."""
-    c = config
-    return [(c.inp_depth, c.batch * c.block_in * c.inp_width), (c.wgt_depth, c.block_out * c.block_in * c.wgt_width),
-            (c.acc_depth, c.batch * c.block_out * c.acc_width), (c.uop_depth, c.uop_width),
-            (c.acc_depth, c.batch * c.block_out * c.out_width)] + [(c.cmd_queue_depth, INSTRUCTION_BITS)] * 3
+    found = memories(config)
+    return [(found[m].depth, found[m].row_bits) for m in ("INP", "WGT", "ACC", "UOP", "OUT")] + [
+        (config.cmd_queue_depth, INSTRUCTION_BITS)] * 3
 
 
 def features(config: AccelConfig) -> dict[str, float]:
@@ -156,9 +156,8 @@ def bram_count(config: AccelConfig) -> int:
 
 def fmax_mhz(config: AccelConfig) -> float:
     c = config
-    deepest = max(bram36(c.inp_depth, c.batch * c.block_in * c.inp_width),
-                  bram36(c.wgt_depth, c.block_out * c.block_in * c.wgt_width),
-                  bram36(c.acc_depth, c.batch * c.block_out * c.acc_width))
+    found = memories(config)
+    deepest = max(bram36(found[m].depth, found[m].row_bits) for m in ("INP", "WGT", "ACC"))
     ns = 2.8 + 0.45 * math.log2(c.block_in) + 0.012 * c.acc_width + 0.25 * math.log2(deepest)
     return round(1000.0 / ns, 1)
 

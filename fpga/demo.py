@@ -14,6 +14,7 @@ from amaranth import Cat, Const, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from ..contract.registers import OFFSETS
 from ..hw.axi import AXI4LiteSignature, AXI4Signature
 
 DIGEST = 0xDE30DE30  # CONFIG_DIGEST of the demo design
@@ -84,17 +85,18 @@ class DotDemo(wiring.Component):
         rdata = Signal(32)
         m.d.comb += self.irq.eq(done)
 
-        start = regs.reg_write & (regs.reg_addr == 0x00) & regs.reg_wdata[0]
+        start = regs.reg_write & (regs.reg_addr == OFFSETS["CTRL"]) & regs.reg_wdata[0]
         with m.If(regs.reg_write & ~busy):
             with m.Switch(regs.reg_addr):
-                with m.Case(0x08):
+                with m.Case(OFFSETS["INSN_COUNT"]):
                     m.d.sync += count.eq(regs.reg_wdata)
-                with m.Case(0x0C):
+                with m.Case(OFFSETS["DRAM_BASE_LO"]):
                     m.d.sync += base.eq(regs.reg_wdata)
         with m.Switch(regs.reg_addr):
-            for address, value in {0x04: Cat(busy, done), 0x08: count, 0x0C: base, 0x14: cycles[:32],
-                                   0x18: cycles[32:], 0x24: Const(DIGEST, 32), 0x28: index}.items():
-                with m.Case(address):
+            for name, value in {"STATUS": Cat(busy, done), "INSN_COUNT": count, "DRAM_BASE_LO": base,
+                                "CYCLES_LO": cycles[:32], "CYCLES_HI": cycles[32:], "CONFIG_DIGEST": Const(DIGEST, 32),
+                                "LOAD_PC": index}.items():
+                with m.Case(OFFSETS[name]):
                     m.d.comb += rdata.eq(value)
         with m.If(regs.reg_read):
             m.d.sync += regs.reg_rdata.eq(rdata)

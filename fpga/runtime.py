@@ -24,22 +24,22 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..configs import AccelConfig
+from ..contract import error_codes
 from ..contract.engine import RunResult, Stats
+from ..contract.registers import (
+    CTRL_START,
+    OFFSETS,
+    STATUS_BUSY,
+    STATUS_DONE,
+    STATUS_ERROR,
+    config_digest_value,
+    pc_register,
+    unit_states,
+)
+from ..contract.topology import UNITS
 from ..errors import TensorweaveError
 from ..isa import Program, build_isa
 from ..isa.asm import disassemble_insn
-
-# The register map of the hardware contract (byte offsets of 32-bit registers).
-REGISTERS = {
-    "CTRL": 0x00, "STATUS": 0x04, "INSN_COUNT": 0x08, "DRAM_BASE_LO": 0x0C, "DRAM_BASE_HI": 0x10,
-    "CYCLES_LO": 0x14, "CYCLES_HI": 0x18, "ERROR_CODE": 0x1C, "ERROR_INSN": 0x20, "CONFIG_DIGEST": 0x24,
-    "LOAD_PC": 0x28, "COMPUTE_PC": 0x2C, "STORE_PC": 0x30, "UNIT_STATE": 0x34,
-}
-STATUS_BUSY, STATUS_DONE, STATUS_ERROR = 1, 2, 4
-ERROR_NAMES = {0: "none", 1: "illegal opcode", 2: "illegal memory id", 3: "scratchpad address out of range",
-               4: "micro-op range out of range", 5: "illegal ALU opcode", 6: "nonzero padding where none is allowed",
-               7: "token flag toward a stage the unit does not have", 8: "INSN_COUNT instructions without a FINISH"}
-UNITS = ("load", "compute", "store")
 
 
 class DeviceError(TensorweaveError, RuntimeError):
@@ -59,11 +59,6 @@ class Bus(Protocol):
     def dram_free(self, address: int) -> None: ...
 
 
-def config_digest_value(config: AccelConfig) -> int:
-    """CONFIG_DIGEST as the hardware reports it: the first 8 hex digits of the config digest."""
-    return int(config.digest[:8], 16)
-
-
 @dataclass
 class BoardRun:
     outputs: dict[str, np.ndarray]
@@ -77,14 +72,14 @@ class BoardDevice:
 
     def __init__(self, bus: Bus, config: AccelConfig, timeout_s: float = 10.0):
         self.bus, self.config, self.timeout_s = bus, config, timeout_s
-        found = bus.read32(REGISTERS["CONFIG_DIGEST"])
+        found = bus.read32(OFFSETS["CONFIG_DIGEST"])
         if found != config_digest_value(config):
             raise DeviceError(f"the loaded bitstream reports CONFIG_DIGEST {found:#010x}, but config '{config.name}' "
                               f"needs {config_digest_value(config):#010x}: build and load the bitstream for "
                               f"'{config.name}' (tensorweave fpga project/build --config {config.name})")
 
     def registers(self) -> dict[str, int]:
-        return {name: self.bus.read32(offset) for name, offset in REGISTERS.items()}
+        return {name: self.bus.read32(offset) for name, offset in OFFSETS.items()}
 
     def run(self, program: Program, inputs: Mapping[str, np.ndarray] | None = None) -> BoardRun:
         """Run `program`; outputs read back from DRAM. A hardware error is a DeviceError naming the insn."""
@@ -112,15 +107,15 @@ class BoardDevice:
 
     def _start_and_wait(self, base: int, insn_count: int) -> int:
         bus = self.bus
-        if bus.read32(REGISTERS["STATUS"]) & STATUS_BUSY:
+        if bus.read32(OFFSETS["STATUS"]) & STATUS_BUSY:
             raise DeviceError("the accelerator is still busy with an earlier run (STATUS.busy is set)")
-        bus.write32(REGISTERS["INSN_COUNT"], insn_count)
-        bus.write32(REGISTERS["DRAM_BASE_LO"], base & 0xFFFF_FFFF)
-        bus.write32(REGISTERS["DRAM_BASE_HI"], base >> 32)
-        bus.write32(REGISTERS["CTRL"], 1)
+        bus.write32(OFFSETS["INSN_COUNT"], insn_count)
+        bus.write32(OFFSETS["DRAM_BASE_LO"], base & 0xFFFF_FFFF)
+        bus.write32(OFFSETS["DRAM_BASE_HI"], base >> 32)
+        bus.write32(OFFSETS["CTRL"], CTRL_START)
         deadline = time.monotonic() + self.timeout_s
         while True:
-            status = bus.read32(REGISTERS["STATUS"])
+            status = bus.read32(OFFSETS["STATUS"])
             if status & (STATUS_DONE | STATUS_ERROR) and not status & STATUS_BUSY:
                 return status
             if time.monotonic() > deadline:
@@ -135,19 +130,15 @@ class BoardDevice:
             shown = f" ({disassemble_insn(isa, isa.decode(program.insns[index]))})"
         except (TensorweaveError, IndexError):
             shown = f" (word {program.insns[index]:#x})" if index < len(program.insns) else ""
-        return (f"the accelerator stopped with error {code} ({ERROR_NAMES.get(code, 'unknown')}) at instruction "
+        return (f"the accelerator stopped with error {code} ({error_codes.message(code)}) at instruction "
                 f"{index}{shown}")
 
 
 def describe_units(registers: dict[str, int]) -> str:
     """Each unit's PC and state from LOAD_PC/COMPUTE_PC/STORE_PC and UNIT_STATE."""
-    parts = []
-    for u, unit in enumerate(UNITS):
-        bits = registers["UNIT_STATE"] >> (3 * u) & 7
-        flags = [name for bit, name in ((1, "busy"), (2, "waiting for a token"), (4, "waiting for a command"))
-                 if bits & bit] or ["idle"]
-        parts.append(f"{unit} at instruction {registers[f'{unit.upper()}_PC']} ({', '.join(flags)})")
-    return "; ".join(parts)
+    states = unit_states(registers["UNIT_STATE"])
+    return "; ".join(f"{unit} at instruction {registers[pc_register(unit)]} ({', '.join(states[unit] or ['idle'])})"
+                     for unit in UNITS)
 
 
 class BumpAllocator:

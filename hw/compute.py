@@ -16,6 +16,9 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..configs import AccelConfig
+from ..contract import error_codes as errors
+from ..contract.registers import DATA_WIDTH, UNIT_BUSY, UNIT_COMMAND_WAIT
+from ..contract.topology import sides_of
 from ..isa import build_isa
 from ..isa.amaranth import enums, layouts
 from .axi import ReadPortSignature
@@ -24,17 +27,9 @@ from .dma import ReadDMA, geometry
 from .load import tile_end, write_members
 from .queues import command_stream
 from .scratchpad import ReadSignature, RowWriteSignature, chunk_write_to_row
-from .unit import (
-    ERROR_ALU_OPCODE,
-    ERROR_PADDING,
-    ERROR_SCRATCHPAD_RANGE,
-    ERROR_UOP_RANGE,
-    Sequencer,
-    status_members,
-    token_members,
-)
+from .unit import Sequencer, status_members, token_members
 
-SIDES = ("prev", "next")
+SIDES = sides_of("compute")
 
 
 class ComputeUnit(wiring.Component):
@@ -42,7 +37,7 @@ class ComputeUnit(wiring.Component):
         self._config = config
         c = config
         _, _, acc_chunks = geometry(config, "ACC")
-        members = {"cmd": In(command_stream(config)), "base": In(32),
+        members = {"cmd": In(command_stream(config)), "base": In(DATA_WIDTH),
                    "uop_port": Out(ReadPortSignature(c.bus_width)),
                    "acc_port": Out(ReadPortSignature(c.bus_width)),
                    "uop_read": Out(ReadSignature(c.uop_depth, c.uop_width)),
@@ -106,38 +101,38 @@ class ComputeUnit(wiring.Component):
         with m.FSM():
             seq.head_states(m, "CHECK", halted)
             with m.State("CHECK"):
-                m.d.comb += self.state.eq(0b001)
+                m.d.comb += self.state.eq(UNIT_BUSY)
                 with m.Switch(load.opcode.as_value()):
                     with m.Case(opcode.LOAD.value):
                         pads = load.y_pad_0 | load.y_pad_1 | load.x_pad_0 | load.x_pad_1
                         with m.If(is_uop & (pads != 0)):
-                            seq.fail(m, ERROR_PADDING)
+                            seq.fail(m, errors.PADDING)
                         with m.Elif(end > depth):
-                            seq.fail(m, ERROR_SCRATCHPAD_RANGE)
+                            seq.fail(m, errors.SCRATCHPAD_RANGE)
                         with m.Else():
                             m.d.comb += [uop_dma.start.eq(is_uop), acc_dma.start.eq(~is_uop)]
                             m.next = "MOVE"
                     with m.Case(opcode.GEMM.value, opcode.ALU.value):
                         with m.If((load.opcode.as_value() == opcode.ALU.value) & ~alu_known):
-                            seq.fail(m, ERROR_ALU_OPCODE)
+                            seq.fail(m, errors.ALU_OPCODE)
                         with m.Elif(gemm.uop_end > c.uop_depth):
-                            seq.fail(m, ERROR_UOP_RANGE)
+                            seq.fail(m, errors.UOP_RANGE)
                         with m.Else():
                             m.d.comb += core.start.eq(1)
                             m.next = "LOOP"
                     with m.Default():      # FINISH
                         m.next = "PUSH"
             with m.State("MOVE"):
-                m.d.comb += self.state.eq(0b001)
+                m.d.comb += self.state.eq(UNIT_BUSY)
                 with m.If(~uop_dma.busy & ~acc_dma.busy):
                     m.next = "PUSH"
             with m.State("LOOP"):
-                m.d.comb += self.state.eq(0b001)
+                m.d.comb += self.state.eq(UNIT_BUSY)
                 with m.If(core.error):
-                    seq.fail(m, ERROR_SCRATCHPAD_RANGE)
+                    seq.fail(m, errors.SCRATCHPAD_RANGE)
                 with m.Elif(~core.busy):
                     m.next = "PUSH"
             seq.push_state(m, halted)
         m.d.comb += [self.pc.eq(seq.index),
-                     self.idle.eq((self.state == 0b100) & ~self.cmd.valid & ~core.busy)]
+                     self.idle.eq((self.state == UNIT_COMMAND_WAIT) & ~self.cmd.valid & ~core.busy)]
         return m

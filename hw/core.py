@@ -36,7 +36,9 @@ from ..errors import TensorweaveError
 from ..isa import build_isa
 from ..isa.amaranth import enums, layouts
 from .scratchpad import ReadSignature, RowWriteSignature
+from .widths import loop_counter_width
 
+# Running sums base + i * factor_out + j * factor_in: wider than any index and loop product can reach.
 OFFSET_WIDTH = 32
 
 
@@ -82,7 +84,7 @@ class TensorCore(wiring.Component):
     def __init__(self, config: AccelConfig):
         check_alu_ops(config)
         self._config = config
-        isa = build_isa(config)
+        isa = self._isa = build_isa(config)
         self._layouts = layouts(isa)
         c = config
         super().__init__({
@@ -108,8 +110,8 @@ class TensorCore(wiring.Component):
         # --- S0: loop generator -------------------------------------------------------------------
         running = Signal()
         u = Signal(range(c.uop_depth + 1))
-        i = Signal(14)
-        j = Signal(14)
+        i = Signal(loop_counter_width(self._isa))
+        j = Signal(loop_counter_width(self._isa))
         names = ("dst", "src", "wgt")
         off_i = {n: Signal(OFFSET_WIDTH, name=f"{n}_off_i") for n in names}
         off = {n: Signal(OFFSET_WIDTH, name=f"{n}_off") for n in names}

@@ -20,9 +20,11 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..configs import AccelConfig
+from ..contract.registers import DATA_WIDTH
 from ..isa import build_isa, element_bytes
 from ..isa.amaranth import layouts
 from .axi import ReadPortSignature, burst_beats
+from .widths import element_address_width, size_counter_width, tile_side_width
 
 
 class ScratchpadWriteSignature(wiring.Signature):
@@ -57,9 +59,10 @@ class ReadDMA(wiring.Component):
         self._config = config
         self._memory = memory
         self._size, self._chunk, self._chunks = geometry(config, memory)
-        layout = layouts(build_isa(config))["LOAD"]
+        self._isa = build_isa(config)
+        layout = layouts(self._isa)["LOAD"]
         super().__init__({
-            "start": In(1), "cmd": In(layout), "base": In(32), "busy": Out(1),
+            "start": In(1), "cmd": In(layout), "base": In(DATA_WIDTH), "busy": Out(1),
             "port": Out(ReadPortSignature(config.bus_width)),
             "write": Out(ScratchpadWriteSignature(depth_of(config, memory), self._chunk * 8, self._chunks)),
         })
@@ -70,6 +73,7 @@ class ReadDMA(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
+        isa = self._isa
         bus_bytes = self._config.bus_bytes
         size, chunks = self._size, self._chunks
         size_shift = (size - 1).bit_length()
@@ -77,14 +81,14 @@ class ReadDMA(wiring.Component):
         slots = max(1, bus_bytes // size)
 
         cmd = Signal.like(self.cmd)
-        base = Signal(32)
+        base = Signal(DATA_WIDTH)
         with m.If(self.start):
             m.d.sync += [cmd.eq(self.cmd), base.eq(self.base)]
 
         # --- requester: bursts for each DRAM row -----------------------------------------------
         req_busy = Signal()
-        rows_left = Signal(16)
-        row_elem = Signal(48)          # element address of the current DRAM row
+        rows_left = Signal(size_counter_width(isa))
+        row_elem = Signal(element_address_width(isa))   # element address of the current DRAM row
         word_addr = Signal(32)         # byte address of the next burst
         beats_left = Signal(32)
         row_bytes = Signal(32)
@@ -119,14 +123,14 @@ class ReadDMA(wiring.Component):
 
         # --- writer: the padded tile, row-major, into consecutive scratchpad rows -------------------
         active = Signal()
-        y = Signal(18)
-        x = Signal(18)
+        y = Signal(tile_side_width(isa))
+        x = Signal(tile_side_width(isa))
         chunk = Signal(range(max(chunks, 2)))
         addr = Signal(range(depth_of(self._config, self._memory)))
-        data_row_elem = Signal(48)     # element address of the current data row
+        data_row_elem = Signal(element_address_width(isa))     # element address of the current data row
         hold = Signal(self._config.bus_width)
-        rows = Signal(18)
-        width = Signal(18)
+        rows = Signal(tile_side_width(isa))
+        width = Signal(tile_side_width(isa))
         m.d.comb += [rows.eq(cmd.y_pad_0 + cmd.y_size + cmd.y_pad_1),
                      width.eq(cmd.x_pad_0 + cmd.x_size + cmd.x_pad_1)]
         in_y = (y >= cmd.y_pad_0) & (y < cmd.y_pad_0 + cmd.y_size)
@@ -149,7 +153,7 @@ class ReadDMA(wiring.Component):
                         m.d.sync += chunk.eq(Mux(chunk == chunks - 1, 0, chunk + 1))
                         m.d.comb += advance.eq(chunk == chunks - 1)
                 else:
-                    elem = Signal(48)
+                    elem = Signal(element_address_width(isa))
                     m.d.comb += elem.eq(data_row_elem + x - cmd.x_pad_0)
                     slot = elem[:(slots - 1).bit_length()] if slots > 1 else 0
                     need = Signal()    # this element starts a new bus word

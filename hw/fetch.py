@@ -13,11 +13,14 @@ dispatched per cycle while its queue has room.
 
 from __future__ import annotations
 
-from amaranth import Cat, Module, Signal
+from amaranth import Cat, Module, Signal, Value
 from amaranth.lib import fifo, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..configs import AccelConfig
+from ..contract import error_codes as errors
+from ..contract.registers import DATA_WIDTH
+from ..contract.topology import LOAD_UNIT, SIDES, STORE_MEMORY, UNITS, neighbour
 from ..isa import build_isa
 from ..isa.amaranth import enums, layouts
 from .axi import ReadPortSignature
@@ -33,12 +36,11 @@ class Fetch(wiring.Component):
         self._config = config
         self._isa = build_isa(config)
         super().__init__({
-            "start": In(1), "base": In(32), "count": In(INDEX_WIDTH), "halt": In(1),
+            "start": In(1), "base": In(DATA_WIDTH), "count": In(INDEX_WIDTH), "halt": In(1),
             "port": Out(ReadPortSignature(config.bus_width)),
-            "load": Out(command_stream(config)), "compute": Out(command_stream(config)),
-            "store": Out(command_stream(config)),
+            **{unit: Out(command_stream(config)) for unit in UNITS},
             "finished": Out(1), "exhausted": Out(1), "idle": Out(1), "blocked": Out(1),
-            "error": Out(1), "error_code": Out(4), "error_insn": Out(INDEX_WIDTH),
+            "error": Out(1), "error_code": Out(errors.CODE_WIDTH), "error_insn": Out(INDEX_WIDTH),
         })
 
     def elaborate(self, platform) -> Module:
@@ -122,30 +124,49 @@ class Fetch(wiring.Component):
         head = head_layout(word)
         op = head.opcode.as_value()
         mem = head.memory_id.as_value()
-        targets = {"load": self.load, "compute": self.compute, "store": self.store}
-        route = Signal(range(3))
-        bad = Signal(4)
+        targets = {unit: getattr(self, unit) for unit in UNITS}
+        route = Signal(range(len(UNITS)))
+        bad = Signal(errors.CODE_WIDTH)
+
+        def flags_toward_nothing(unit: str) -> Value | None:
+            """Any token flag of `head` toward a side where `unit` has no neighbour (None: it has both)."""
+            flags = [getattr(head, f"{kind}_{side}") for side in SIDES if neighbour(unit, side) is None
+                     for kind in ("pop", "push")]
+            if not flags:
+                return None
+            found = flags[0]
+            for flag in flags[1:]:
+                found = found | flag
+            return found
+
+        # The dispatch rule of `contract.topology.unit_of`.
         with m.Switch(op):
             with m.Case(opcode.STORE.value):
-                m.d.comb += route.eq(2)
-                with m.If(mem != memory.OUT.value):
-                    m.d.comb += bad.eq(2)
-                with m.Elif(head.pop_next | head.push_next):
-                    m.d.comb += bad.eq(7)
+                m.d.comb += route.eq(UNITS.index("store"))
+                with m.If(mem != memory[STORE_MEMORY].value):
+                    m.d.comb += bad.eq(errors.ILLEGAL_MEMORY)
+                store_check = flags_toward_nothing("store")
+                if store_check is not None:
+                    with m.Elif(store_check):
+                        m.d.comb += bad.eq(errors.TOKEN_FLAG)
             with m.Case(opcode.LOAD.value):
                 with m.Switch(mem):
-                    with m.Case(memory.INP.value, memory.WGT.value):
-                        m.d.comb += route.eq(0)
-                        with m.If(head.pop_prev | head.push_prev):
-                            m.d.comb += bad.eq(7)
-                    with m.Case(memory.UOP.value, memory.ACC.value):
-                        m.d.comb += route.eq(1)
+                    for unit in UNITS:
+                        loaded = [memory[name].value for name, runs_it in LOAD_UNIT.items() if runs_it == unit]
+                        if not loaded:
+                            continue
+                        with m.Case(*loaded):
+                            m.d.comb += route.eq(UNITS.index(unit))
+                            check = flags_toward_nothing(unit)
+                            if check is not None:
+                                with m.If(check):
+                                    m.d.comb += bad.eq(errors.TOKEN_FLAG)
                     with m.Default():
-                        m.d.comb += bad.eq(2)
+                        m.d.comb += bad.eq(errors.ILLEGAL_MEMORY)
             with m.Case(opcode.GEMM.value, opcode.ALU.value, opcode.FINISH.value):
-                m.d.comb += route.eq(1)
+                m.d.comb += route.eq(UNITS.index("compute"))
             with m.Default():
-                m.d.comb += bad.eq(1)
+                m.d.comb += bad.eq(errors.ILLEGAL_OPCODE)
         for target in targets.values():
             m.d.comb += [target.payload.insn.eq(word), target.payload.index.eq(pc)]
         can_dispatch = running & ~stop & ~finished & buffer.r_rdy

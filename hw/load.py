@@ -13,14 +13,17 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..configs import AccelConfig
+from ..contract import error_codes as errors
+from ..contract.registers import DATA_WIDTH, UNIT_BUSY, UNIT_COMMAND_WAIT
+from ..contract.topology import sides_of
 from ..isa import build_isa
 from ..isa.amaranth import enums, layouts
 from .axi import ReadPortSignature
 from .dma import ReadDMA, ScratchpadWriteSignature, depth_of, geometry
 from .queues import command_stream
-from .unit import ERROR_SCRATCHPAD_RANGE, Sequencer, status_members, token_members
+from .unit import Sequencer, status_members, token_members
 
-SIDES = ("next",)
+SIDES = sides_of("load")
 
 
 def tile_end(m: Module, head) -> Signal:
@@ -39,7 +42,7 @@ def write_members(config: AccelConfig, memory: str) -> dict[str, object]:
 class LoadUnit(wiring.Component):
     def __init__(self, config: AccelConfig):
         self._config = config
-        members = {"cmd": In(command_stream(config)), "base": In(32),
+        members = {"cmd": In(command_stream(config)), "base": In(DATA_WIDTH),
                    "inp_port": Out(ReadPortSignature(config.bus_width)),
                    "wgt_port": Out(ReadPortSignature(config.bus_width))}
         members.update(write_members(config, "INP"))
@@ -74,16 +77,16 @@ class LoadUnit(wiring.Component):
         with m.FSM():
             seq.head_states(m, "CHECK", halted)
             with m.State("CHECK"):
-                m.d.comb += self.state.eq(0b001)
+                m.d.comb += self.state.eq(UNIT_BUSY)
                 with m.If(end > depth):
-                    seq.fail(m, ERROR_SCRATCHPAD_RANGE)
+                    seq.fail(m, errors.SCRATCHPAD_RANGE)
                 with m.Else():
                     m.d.comb += [inp.start.eq(is_inp), wgt.start.eq(~is_inp)]
                     m.next = "MOVE"
             with m.State("MOVE"):
-                m.d.comb += self.state.eq(0b001)
+                m.d.comb += self.state.eq(UNIT_BUSY)
                 with m.If(~inp.busy & ~wgt.busy):
                     m.next = "PUSH"
             seq.push_state(m, halted)
-        m.d.comb += [self.pc.eq(seq.index), self.idle.eq((self.state == 0b100) & ~self.cmd.valid)]
+        m.d.comb += [self.pc.eq(seq.index), self.idle.eq((self.state == UNIT_COMMAND_WAIT) & ~self.cmd.valid)]
         return m

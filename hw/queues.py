@@ -14,9 +14,11 @@ from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..configs import AccelConfig
+from ..contract.registers import DATA_WIDTH
 from ..isa import build_isa
 
-INDEX_WIDTH = 32
+# An instruction's index in the program, as the INSN_COUNT, *_PC and ERROR_INSN registers hold it.
+INDEX_WIDTH = DATA_WIDTH
 
 
 def command_layout(config: AccelConfig) -> data.StructLayout:

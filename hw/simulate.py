@@ -18,11 +18,13 @@ import numpy as np
 from amaranth.sim import Simulator
 
 from ..configs import AccelConfig
+from ..contract import error_codes
 from ..contract.engine import RunResult, Stats
+from ..contract.registers import CTRL_START, DATA_WIDTH, OFFSETS, STATUS_DONE, STATUS_ERROR
 from ..errors import TensorweaveError
 from ..isa import Program, build_isa
 from ..isa.asm import disassemble_insn
-from .top import REGISTERS, Accelerator, dram_base_alignment
+from .top import Accelerator, dram_base_alignment
 
 
 class HardwareSimError(TensorweaveError, RuntimeError):
@@ -42,11 +44,11 @@ class HardwareRun:
 
     @property
     def done(self) -> bool:
-        return bool(self.status & 2)
+        return bool(self.status & STATUS_DONE)
 
     @property
     def error(self) -> bool:
-        return bool(self.status & 4)
+        return bool(self.status & STATUS_ERROR)
 
 
 class AxiDram:
@@ -202,14 +204,14 @@ def simulate(program: Program, inputs: Mapping[str, np.ndarray] | None = None, *
     result: dict[str, int] = {}
 
     async def bench(ctx) -> None:
-        await axil_write(ctx, dut.ctrl, REGISTERS["INSN_COUNT"], len(program.insns))
-        await axil_write(ctx, dut.ctrl, REGISTERS["DRAM_BASE_LO"], dram_base)
-        await axil_write(ctx, dut.ctrl, REGISTERS["CTRL"], 1)
+        await axil_write(ctx, dut.ctrl, OFFSETS["INSN_COUNT"], len(program.insns))
+        await axil_write(ctx, dut.ctrl, OFFSETS["DRAM_BASE_LO"], dram_base)
+        await axil_write(ctx, dut.ctrl, OFFSETS["CTRL"], CTRL_START)
         for _ in range(max_cycles):
             if ctx.get(dut.irq):
                 break
             await serve_dram(ctx, dut.dram, model)
-        for name, offset in REGISTERS.items():
+        for name, offset in OFFSETS.items():
             result[name] = await axil_read(ctx, dut.ctrl, offset)
 
     sim = Simulator(dut)
@@ -222,11 +224,11 @@ def simulate(program: Program, inputs: Mapping[str, np.ndarray] | None = None, *
         sim.run()
     dram = model.mem[dram_base:dram_base + len(image)]
     status = result["STATUS"]
-    if not status & 6:
+    if not status & (STATUS_DONE | STATUS_ERROR):
         raise HardwareSimError(f"the accelerator did not finish within {max_cycles} cycles: " +
                                ", ".join(f"{k}={v:#x}" for k, v in result.items()))
-    outputs = {t.name: program.read_tensor(dram, t.name) for t in program.outputs} if status & 2 else {}
-    cycles = result["CYCLES_LO"] | result["CYCLES_HI"] << 32
+    outputs = {t.name: program.read_tensor(dram, t.name) for t in program.outputs} if status & STATUS_DONE else {}
+    cycles = result["CYCLES_LO"] | result["CYCLES_HI"] << DATA_WIDTH
     return HardwareRun(dram, outputs, cycles, status, result["ERROR_CODE"], result["ERROR_INSN"], result,
                        model.bursts)
 
@@ -256,5 +258,7 @@ class AmaranthEngine:
                     shown = f" ({disassemble_insn(isa, isa.decode(program.insns[where]))})"
                 except (ValueError, KeyError):
                     shown = f" (word {program.insns[where]:#x})"
-            raise HardwareSimError(f"the accelerator flagged error {run.error_code} at instruction {where}{shown}")
+            meaning = error_codes.message(run.error_code)
+            raise HardwareSimError(f"the accelerator flagged error {run.error_code} ({meaning}) at instruction "
+                                   f"{where}{shown}")
         return RunResult(run.outputs, Stats(), run.dram, cycles=run.cycles, engine=self.name)

@@ -17,21 +17,25 @@ from amaranth.lib import fifo, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..configs import AccelConfig
+from ..contract import error_codes as errors
+from ..contract.registers import DATA_WIDTH, UNIT_BUSY, UNIT_COMMAND_WAIT
+from ..contract.topology import sides_of
 from ..isa import build_isa
 from ..isa.amaranth import layouts
 from .axi import WritePortSignature, burst_beats
 from .queues import command_stream
 from .scratchpad import ReadSignature
-from .unit import ERROR_PADDING, ERROR_SCRATCHPAD_RANGE, Sequencer, status_members, token_members
+from .unit import Sequencer, status_members, token_members
+from .widths import element_address_width, size_counter_width
 
-SIDES = ("prev",)
+SIDES = sides_of("store")
 
 
 class StoreUnit(wiring.Component):
     def __init__(self, config: AccelConfig):
         self._config = config
         c = config
-        members = {"cmd": In(command_stream(config)), "base": In(32),
+        members = {"cmd": In(command_stream(config)), "base": In(DATA_WIDTH),
                    "port": Out(WritePortSignature(c.bus_width)),
                    "out_read": Out(ReadSignature(c.acc_depth, c.out_row_bytes * 8))}
         members.update(token_members(SIDES))
@@ -56,8 +60,8 @@ class StoreUnit(wiring.Component):
         # --- write-address requester (as the DMA read requester), burst lengths to the data path ----
         m.submodules.lens = lens = fifo.SyncFIFO(width=8, depth=4)
         req_busy = Signal()
-        rows_left = Signal(16)
-        row_elem = Signal(48)
+        rows_left = Signal(size_counter_width(isa))
+        row_elem = Signal(element_address_width(isa))
         word_addr = Signal(32)
         beats_left = Signal(32)
         start_byte = Signal(32)
@@ -101,8 +105,8 @@ class StoreUnit(wiring.Component):
         # --- element reader: output-buffer rows in order, one per cycle, held while the packer waits ---
         fetching = Signal()
         left = Signal(33)            # elements still to read
-        x = Signal(16)
-        data_row_elem = Signal(48)
+        x = Signal(size_counter_width(isa))
+        data_row_elem = Signal(element_address_width(isa))
         addr = Signal(range(c.acc_depth))
         valid_d = Signal()
         slot_d = Signal(range(max(slots, 2)))
@@ -177,18 +181,18 @@ class StoreUnit(wiring.Component):
         with m.FSM():
             seq.head_states(m, "CHECK", halted)
             with m.State("CHECK"):
-                m.d.comb += self.state.eq(0b001)
+                m.d.comb += self.state.eq(UNIT_BUSY)
                 with m.If(pads != 0):
-                    seq.fail(m, ERROR_PADDING)
+                    seq.fail(m, errors.PADDING)
                 with m.Elif(end > c.acc_depth):
-                    seq.fail(m, ERROR_SCRATCHPAD_RANGE)
+                    seq.fail(m, errors.SCRATCHPAD_RANGE)
                 with m.Else():
                     m.d.comb += start.eq(1)
                     m.next = "WRITE"
             with m.State("WRITE"):
-                m.d.comb += self.state.eq(0b001)
+                m.d.comb += self.state.eq(UNIT_BUSY)
                 with m.If(~busy & ~start):
                     m.next = "PUSH"
             seq.push_state(m, halted)
-        m.d.comb += [self.pc.eq(seq.index), self.idle.eq((self.state == 0b100) & ~self.cmd.valid)]
+        m.d.comb += [self.pc.eq(seq.index), self.idle.eq((self.state == UNIT_COMMAND_WAIT) & ~self.cmd.valid)]
         return m

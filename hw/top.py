@@ -4,18 +4,10 @@
 master `dram` (`hw/axi.py`), an AXI4-Lite slave `ctrl` with the register map below, and `irq`
 (high while STATUS.done or STATUS.error). Clock and reset: the default `sync` domain.
 
-Registers (32 bit, byte offsets): 0x00 CTRL (write bit0 = 1 starts a run and clears done/error;
-ignored while busy), 0x04 STATUS (bit0 busy, bit1 done, bit2 error), 0x08 INSN_COUNT,
-0x0C DRAM_BASE_LO, 0x10 DRAM_BASE_HI (reads 0: addresses are 32 bits), 0x14/0x18 CYCLES (from
-start to done or error), 0x1C ERROR_CODE, 0x20 ERROR_INSN, 0x24 CONFIG_DIGEST, 0x28 LOAD_PC,
-0x2C COMPUTE_PC, 0x30 STORE_PC, 0x34 UNIT_STATE (bits [3u+2:3u], u = load 0, compute 1, store 2:
-bit0 busy, bit1 waiting for a token, bit2 waiting for a command).
-Error codes: 0 none, 1 illegal opcode, 2 illegal memory id, 3 scratchpad address out of range,
-4 micro-op range out of range, 5 ALU opcode not built, 6 nonzero padding where none is allowed,
-and three beyond the shared list: 7 a token flag toward a stage the unit does not have (the
-functional simulator's "has no prev stage"), 8 INSN_COUNT instructions without a FINISH, 9 deadlock
-(every unit waits on a token or an empty queue and fetch can send nothing, for 8 cycles; ERROR_INSN
-is the blocked instruction of the first such unit in the order load, compute, store). On an
+Registers: the map of `contract/registers.py` (CTRL starts a run, STATUS busy/done/error, INSN_COUNT,
+DRAM_BASE, CYCLES from start to done or error, ERROR_CODE, ERROR_INSN, CONFIG_DIGEST, each unit's
+PC and UNIT_STATE). Error codes: `contract/error_codes.py`; the deadlock code is raised when every
+unit waits on a token or an empty queue and fetch can send nothing, for 8 cycles. On an
 error, fetch stops, every unit finishes the instruction it is executing (no AXI burst is cut),
 drops its queue and goes idle; then busy falls with error set and done clear.
 DRAM_BASE must be a multiple of max(16, bus width in bytes): the low bits of a write to
@@ -63,6 +55,21 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..configs import AccelConfig
+from ..contract import error_codes as errors
+from ..contract.registers import (
+    ADDR_WIDTH,
+    CTRL_START,
+    DATA_WIDTH,
+    OFFSETS,
+    REGISTERS,
+    STATUS_BUSY,
+    STATUS_DONE,
+    STATUS_ERROR,
+    UNIT_STATE_BITS,
+    UNIT_STATE_WIDTH,
+    config_digest_value,
+)
+from ..contract.topology import UNITS
 from .arbiter import DramArbiter
 from .axi import AXI4LiteSignature, AXI4Signature
 from .compute import ComputeUnit
@@ -72,13 +79,11 @@ from .load import LoadUnit
 from .queues import CommandQueue, TokenQueue
 from .scratchpad import Scratchpad, chunk_write_to_row, narrow_row_write
 from .store import StoreUnit
-from .unit import ERROR_DEADLOCK, ERROR_NO_FINISH
 
-REGISTERS = {
-    "CTRL": 0x00, "STATUS": 0x04, "INSN_COUNT": 0x08, "DRAM_BASE_LO": 0x0C, "DRAM_BASE_HI": 0x10,
-    "CYCLES_LO": 0x14, "CYCLES_HI": 0x18, "ERROR_CODE": 0x1C, "ERROR_INSN": 0x20, "CONFIG_DIGEST": 0x24,
-    "LOAD_PC": 0x28, "COMPUTE_PC": 0x2C, "STORE_PC": 0x30, "UNIT_STATE": 0x34,
-}
+
+def _bit(mask: int) -> int:
+    """The position of a one-bit mask."""
+    return mask.bit_length() - 1
 
 
 def dram_base_alignment(config: AccelConfig) -> int:
@@ -93,7 +98,7 @@ class Accelerator(wiring.Component):
         self._config = config
         super().__init__({
             "dram": Out(AXI4Signature(addr_width=32, data_width=config.bus_width)),
-            "ctrl": In(AXI4LiteSignature(addr_width=8, data_width=32)),
+            "ctrl": In(AXI4LiteSignature(addr_width=ADDR_WIDTH, data_width=DATA_WIDTH)),
             "irq": Out(1),
         })
 
@@ -110,6 +115,7 @@ class Accelerator(wiring.Component):
         m.submodules.store = store = StoreUnit(c)
         m.submodules.arbiter = arbiter = DramArbiter(c.bus_width, readers=5)
         units = {"load": load, "compute": compute, "store": store}
+        assert tuple(units) == UNITS
 
         # --- DRAM port ------------------------------------------------------------------------------
         wiring.connect(m, wiring.flipped(self.dram), arbiter.dram)
@@ -167,8 +173,8 @@ class Accelerator(wiring.Component):
         # --- run control and status -------------------------------------------------------------------
         # `fault` halts the units at once; STATUS.error shows only once they have all stopped.
         busy, done, error, fault = Signal(), Signal(), Signal(), Signal()
-        error_code, error_insn = Signal(32), Signal(32)
-        insn_count, dram_base, cycles = Signal(32), Signal(32), Signal(64)
+        error_code, error_insn = Signal(DATA_WIDTH), Signal(DATA_WIDTH)
+        insn_count, dram_base, cycles = Signal(DATA_WIDTH), Signal(DATA_WIDTH), Signal(2 * DATA_WIDTH)
         for unit in (fetch, load, compute, store):
             m.d.comb += [unit.halt.eq(fault)]
         m.d.comb += [fetch.start.eq(start), fetch.base.eq(dram_base), fetch.count.eq(insn_count)]
@@ -201,7 +207,7 @@ class Accelerator(wiring.Component):
             m.d.sync += cycles.eq(cycles + 1)
             with m.If(~fault):
                 with m.If(deadlock):
-                    m.d.sync += [fault.eq(1), error_code.eq(ERROR_DEADLOCK), error_insn.eq(blocked_insn)]
+                    m.d.sync += [fault.eq(1), error_code.eq(errors.DEADLOCK), error_insn.eq(blocked_insn)]
                 for unit in (store, compute, load, fetch):   # first error wins; fetch's if several at once
                     with m.If(unit.error):
                         m.d.sync += [fault.eq(1), error_code.eq(unit.error_code), error_insn.eq(unit.error_insn)]
@@ -211,16 +217,16 @@ class Accelerator(wiring.Component):
                 with m.Elif(fetch.finished):
                     m.d.sync += [busy.eq(0), done.eq(1)]
                 with m.Elif(fetch.exhausted):
-                    m.d.sync += [busy.eq(0), error.eq(1), fault.eq(1), error_code.eq(ERROR_NO_FINISH),
+                    m.d.sync += [busy.eq(0), error.eq(1), fault.eq(1), error_code.eq(errors.NO_FINISH),
                                  error_insn.eq(insn_count)]
         with m.If(start):
-            m.d.sync += [busy.eq(1), done.eq(0), error.eq(0), fault.eq(0), error_code.eq(0), error_insn.eq(0),
+            m.d.sync += [busy.eq(1), done.eq(0), error.eq(0), fault.eq(0), error_code.eq(errors.NONE), error_insn.eq(0),
                          cycles.eq(0)]
         m.d.comb += self.irq.eq(done | error)
 
         # --- AXI4-Lite register file -----------------------------------------------------------------
         ctrl = self.ctrl
-        b_valid, r_valid, r_data = Signal(), Signal(), Signal(32)
+        b_valid, r_valid, r_data = Signal(), Signal(), Signal(DATA_WIDTH)
         m.d.comb += [ctrl.bvalid.eq(b_valid), ctrl.rvalid.eq(r_valid), ctrl.rdata.eq(r_data)]
         with m.If(ctrl.bvalid & ctrl.bready):
             m.d.sync += b_valid.eq(0)
@@ -230,26 +236,30 @@ class Accelerator(wiring.Component):
             m.d.comb += [ctrl.awready.eq(1), ctrl.wready.eq(1)]
             m.d.sync += b_valid.eq(1)
             with m.Switch(ctrl.awaddr[2:]):
-                with m.Case(REGISTERS["CTRL"] >> 2):
-                    m.d.comb += start.eq(ctrl.wdata[0] & ~busy)
-                with m.Case(REGISTERS["INSN_COUNT"] >> 2):
+                with m.Case(OFFSETS["CTRL"] >> 2):
+                    m.d.comb += start.eq(ctrl.wdata[_bit(CTRL_START)] & ~busy)
+                with m.Case(OFFSETS["INSN_COUNT"] >> 2):
                     m.d.sync += insn_count.eq(ctrl.wdata)
-                with m.Case(REGISTERS["DRAM_BASE_LO"] >> 2):
+                with m.Case(OFFSETS["DRAM_BASE_LO"] >> 2):
                     m.d.sync += dram_base.eq(ctrl.wdata & ~(dram_base_alignment(c) - 1))
-        unit_state = Signal(9)
-        m.d.comb += unit_state.eq(load.state | (compute.state << 3) | (store.state << 6))
+        unit_state = Signal(UNIT_STATE_WIDTH)
+        states = load.state | (compute.state << UNIT_STATE_BITS) | (store.state << 2 * UNIT_STATE_BITS)
+        m.d.comb += unit_state.eq(states)
+        assert (_bit(STATUS_BUSY), _bit(STATUS_DONE), _bit(STATUS_ERROR)) == (0, 1, 2)
         readable = {
-            "STATUS": busy | (done << 1) | (error << 2), "INSN_COUNT": insn_count, "DRAM_BASE_LO": dram_base,
-            "CYCLES_LO": cycles[:32], "CYCLES_HI": cycles[32:], "ERROR_CODE": error_code,
-            "ERROR_INSN": error_insn, "CONFIG_DIGEST": int(c.digest[:8], 16), "LOAD_PC": load.pc,
-            "COMPUTE_PC": compute.pc, "STORE_PC": store.pc, "UNIT_STATE": unit_state,
+            "STATUS": busy | (done << _bit(STATUS_DONE)) | (error << _bit(STATUS_ERROR)), "INSN_COUNT": insn_count,
+            "DRAM_BASE_LO": dram_base, "CYCLES_LO": cycles[:DATA_WIDTH], "CYCLES_HI": cycles[DATA_WIDTH:],
+            "ERROR_CODE": error_code, "ERROR_INSN": error_insn, "CONFIG_DIGEST": config_digest_value(c),
+            "LOAD_PC": load.pc, "COMPUTE_PC": compute.pc, "STORE_PC": store.pc, "UNIT_STATE": unit_state,
         }
+        # Every register the contract marks readable, and no other, has a value here.
+        assert set(readable) == {r.name for r in REGISTERS if r.readable}
         with m.If(ctrl.arvalid & ~r_valid):
             m.d.comb += ctrl.arready.eq(1)
             m.d.sync += r_valid.eq(1)
             with m.Switch(ctrl.araddr[2:]):
                 for name, value in readable.items():
-                    with m.Case(REGISTERS[name] >> 2):
+                    with m.Case(OFFSETS[name] >> 2):
                         m.d.sync += r_data.eq(value)
                 with m.Default():
                     m.d.sync += r_data.eq(0)

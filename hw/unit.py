@@ -4,7 +4,8 @@ Each unit runs its command queue in order. For the instruction at the head it (1
 every token queue it pops has a token and takes them all in one cycle, (2) checks and executes the
 instruction, (3) waits until every token queue it pushes has room and pushes them all in one cycle
 — the order of `sim/functional.py`. Units report their state for UNIT_STATE: bit0 busy, bit1
-waiting for a token, bit2 waiting for a command. On `halt` (an error anywhere) a unit finishes the
+waiting for a token, bit2 waiting for a command (`contract/registers.py`); errors are the codes of
+`contract/error_codes.py`. On `halt` (an error anywhere) a unit finishes the
 instruction it is executing (never an AXI burst half done), gives up token waits, drains its queue
 and goes idle.
 """
@@ -15,26 +16,9 @@ from amaranth import Module, Signal, Value
 from amaranth.lib import data
 from amaranth.lib.wiring import In, Out
 
+from ..contract.error_codes import CODE_WIDTH
+from ..contract.registers import UNIT_COMMAND_WAIT, UNIT_STATE_BITS, UNIT_TOKEN_WAIT
 from .queues import INDEX_WIDTH
-
-ERROR_NONE = 0
-ERROR_OPCODE = 1
-ERROR_MEMORY = 2
-ERROR_SCRATCHPAD_RANGE = 3
-ERROR_UOP_RANGE = 4
-ERROR_ALU_OPCODE = 5
-ERROR_PADDING = 6
-ERROR_TOKEN_FLAG = 7
-ERROR_NO_FINISH = 8
-ERROR_DEADLOCK = 9
-
-ERROR_NAMES = {ERROR_NONE: "none", ERROR_OPCODE: "illegal opcode", ERROR_MEMORY: "illegal memory id",
-               ERROR_SCRATCHPAD_RANGE: "scratchpad address out of range",
-               ERROR_UOP_RANGE: "micro-op range out of range", ERROR_ALU_OPCODE: "illegal ALU opcode",
-               ERROR_PADDING: "nonzero padding where none is allowed",
-               ERROR_TOKEN_FLAG: "token flag toward a stage the unit does not have",
-               ERROR_NO_FINISH: "INSN_COUNT instructions ran without a FINISH",
-               ERROR_DEADLOCK: "deadlock: every unit waits on a token or a command that cannot come"}
 
 
 def token_members(sides: tuple[str, ...]) -> dict[str, object]:
@@ -47,8 +31,8 @@ def token_members(sides: tuple[str, ...]) -> dict[str, object]:
 
 
 def status_members() -> dict[str, object]:
-    return {"halt": In(1), "error": Out(1), "error_code": Out(4), "error_insn": Out(INDEX_WIDTH),
-            "pc": Out(INDEX_WIDTH), "state": Out(3), "idle": Out(1), "token_blocked": Out(1)}
+    return {"halt": In(1), "error": Out(1), "error_code": Out(CODE_WIDTH), "error_insn": Out(INDEX_WIDTH),
+            "pc": Out(INDEX_WIDTH), "state": Out(UNIT_STATE_BITS), "idle": Out(1), "token_blocked": Out(1)}
 
 
 def tokens_ready(unit, head: data.View, sides: tuple[str, ...], kind: str) -> Value:
@@ -89,9 +73,9 @@ class Sequencer:
                 m.d.comb += cmd.ready.eq(1)             # drain the queue
             with m.Else():
                 self.take_next(m)
-            m.d.comb += unit.state.eq(0b100)
+            m.d.comb += unit.state.eq(UNIT_COMMAND_WAIT)
         with m.State("POP"):
-            m.d.comb += [self.waiting_token.eq(1), unit.state.eq(0b010),
+            m.d.comb += [self.waiting_token.eq(1), unit.state.eq(UNIT_TOKEN_WAIT),
                          unit.token_blocked.eq(~tokens_ready(unit, self.head, self.sides, "pop"))]
             with m.If(halted):
                 m.next = "IDLE"
@@ -112,7 +96,7 @@ class Sequencer:
     def push_state(self, m: Module, halted: Value) -> None:
         unit = self.unit
         with m.State("PUSH"):
-            m.d.comb += [self.waiting_token.eq(1), unit.state.eq(0b010),
+            m.d.comb += [self.waiting_token.eq(1), unit.state.eq(UNIT_TOKEN_WAIT),
                          unit.token_blocked.eq(~tokens_ready(unit, self.head, self.sides, "push"))]
             with m.If(halted):
                 m.next = "IDLE"

@@ -17,9 +17,10 @@ from amaranth.back import verilog
 from amaranth.lib import wiring
 
 from ..configs import AccelConfig
+from ..contract.error_codes import ERROR_CODES
+from ..contract.registers import DATA_WIDTH, REGISTERS, config_digest_value
 from ..errors import TensorweaveError
-from .top import REGISTERS, Accelerator
-from .unit import ERROR_NAMES
+from .top import Accelerator
 
 TOP_NAME = "tensorweave_top"
 LINT_WAIVERS = Path(__file__).resolve().parent / "lint_waivers.vlt"
@@ -69,12 +70,13 @@ def generate(config: AccelConfig, out_dir: str | Path) -> GeneratedRTL:
         "top": TOP_NAME,
         "config": config.to_dict(),
         "config_digest": config.digest,
-        "config_digest_register": int(config.digest[:8], 16),
+        "config_digest_register": config_digest_value(config),
         "verilog_sha256": sha,
         "clock": {"port": "clk", "reset": "rst", "reset_active": "high", "reset_sync": True},
         "ports": ports(top),
-        "registers": [{"name": name, "offset": offset, "width": 32} for name, offset in REGISTERS.items()],
-        "error_codes": {str(code): name for code, name in ERROR_NAMES.items()},
+        "registers": [{"name": r.name, "offset": r.offset, "width": DATA_WIDTH, "access": r.access, "doc": r.doc}
+                      for r in REGISTERS],
+        "error_codes": {str(e.code): e.message for e in ERROR_CODES},
     }
     jpath = out / f"{TOP_NAME}.json"
     jpath.write_text(json.dumps(meta, indent=1) + "\n")

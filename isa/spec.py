@@ -110,22 +110,6 @@ class ISA:
                 return name
         raise ISAError(f"{value} is not a valid {enum} (valid: {dict(self.enums[enum])})")
 
-    def unit_of(self, insn: Insn) -> str:
-        """The unit that runs `insn` (VTA's dispatch rule, shared by every engine): 'load' for LOADs of
-        INP/WGT, 'store' for STOREs (which must target OUT), 'compute' for the rest."""
-        if insn.op not in ("LOAD", "STORE"):
-            return "compute"
-        memory = self.enum_name("memory_id", insn.memory_id)
-        if insn.op == "STORE":
-            if memory != "OUT":
-                raise ISAError(f"STORE must use memory_id OUT, not {memory}")
-            return "store"
-        if memory in ("INP", "WGT"):
-            return "load"
-        if memory in ("UOP", "ACC"):
-            return "compute"
-        raise ISAError(f"LOAD cannot target memory {memory}")
-
     # --- encoding ------------------------------------------------------------------------------
     def encode(self, insn: Insn) -> int:
         """Pack an instruction into its word; each field checked against its width."""
@@ -248,6 +232,17 @@ def _layout(name: str, entries: list[dict], widths: Mapping[str, int], word_widt
 @functools.lru_cache(maxsize=64)
 def _load_yaml(path: Path) -> dict:
     return yaml.safe_load(path.read_text())
+
+
+def enum_members(enum: str, path: Path = ISA_YAML) -> dict[str, int]:
+    """The members of the ISA enumeration `enum` (e.g. memory_id): the same for every config, so this
+    needs no config that fits the instruction word."""
+    return dict(_enum_items(enum, path))
+
+
+@functools.lru_cache(maxsize=16)
+def _enum_items(enum: str, path: Path) -> tuple[tuple[str, int], ...]:
+    return tuple(_load_yaml(path)["enums"][enum].items())
 
 
 @functools.lru_cache(maxsize=64)

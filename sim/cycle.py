@@ -59,15 +59,10 @@ from dataclasses import dataclass, field
 
 from ..configs import AccelConfig
 from ..contract import alu
+from ..contract.topology import SIDES, TOKEN_QUEUES, UNITS, token_queue, unit_of
 from ..errors import TensorweaveError
 from ..isa import Insn, ISAError, Program, build_isa, element_bytes
 from .dram_channel import BOUNDARY_BYTES, BURST_MAX_BEATS, READER_UNIT, BurstChannel, Reader
-
-UNITS = ("load", "compute", "store")
-QUEUES = {("load", "compute"): "load->compute", ("compute", "load"): "compute->load",
-          ("compute", "store"): "compute->store", ("store", "compute"): "store->compute"}
-_PREV = {"load": None, "compute": "load", "store": "compute"}
-_NEXT = {"load": "compute", "compute": "store", "store": None}
 
 
 class CycleModelError(TensorweaveError, RuntimeError):
@@ -197,7 +192,7 @@ class _Model:
 
     def route(self, index: int, insn: Insn) -> str:
         try:
-            return self.isa.unit_of(insn)
+            return unit_of(self.isa, insn)
         except ISAError as exc:
             raise CycleModelError(f"instruction {index}: {exc}") from None
 
@@ -297,12 +292,13 @@ def _reads_operand(insn: Insn) -> bool:
 
 def _token_queues(unit: str, index: int, insn: Insn, kind: str) -> list[str]:
     queues = []
-    for side, neighbour in (("prev", _PREV[unit]), ("next", _NEXT[unit])):
+    for side in SIDES:
         if insn.fields.get(f"{kind}_{side}"):
-            if neighbour is None:
+            queue = token_queue(unit, side, kind)
+            if queue is None:
                 raise CycleModelError(f"instruction {index} ({insn.op.lower()}) in the {unit} unit sets "
                                       f"{kind}_{side}, but the {unit} unit has no {side} stage")
-            queues.append(QUEUES[(neighbour, unit)] if kind == "pop" else QUEUES[(unit, neighbour)])
+            queues.append(queue)
     return queues
 
 
@@ -339,8 +335,8 @@ class _Walk:
         self.free = {u: 0 for u in UNITS}
         self.pending: dict[str, tuple[int, int, int] | None] = {u: None for u in UNITS}  # (index, start, end)
         self.head_taken: dict[str, int | None] = {u: None for u in UNITS}  # when the queue's head was taken
-        self.pushes: dict[str, list[int]] = {q: [] for q in QUEUES.values()}  # cycle each token can be popped
-        self.pops: dict[str, list[int]] = {q: [] for q in QUEUES.values()}    # cycle each token was popped
+        self.pushes: dict[str, list[int]] = {q: [] for q in TOKEN_QUEUES.values()}  # cycle each token can be popped
+        self.pops: dict[str, list[int]] = {q: [] for q in TOKEN_QUEUES.values()}    # cycle each token was popped
         self.busy = {u: 0 for u in ("fetch",) + UNITS}
         self.stall = {u: 0 for u in ("fetch",) + UNITS}
         self.report = CycleReport(config, 0, self.busy, self.stall, {u: 0 for u in UNITS}, 0, 0, 0, 0,

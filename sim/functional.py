@@ -22,16 +22,11 @@ import numpy as np
 from ..configs import AccelConfig
 from ..contract import alu
 from ..contract.engine import RunResult, Stats
+from ..contract.memories import memories
+from ..contract.topology import SIDES, TOKEN_QUEUES, UNITS, token_queue, unit_of
 from ..errors import TensorweaveError
 from ..isa import Insn, ISAError, Program, build_isa, element_bytes
 from ..isa.program import pack, unpack
-
-UNITS = ("load", "compute", "store")
-# Token queues, named by (producer, consumer).
-QUEUES = {("load", "compute"): "load->compute", ("compute", "load"): "compute->load",
-          ("compute", "store"): "compute->store", ("store", "compute"): "store->compute"}
-_PREV = {"load": None, "compute": "load", "store": "compute"}
-_NEXT = {"load": "compute", "compute": "store", "store": None}
 
 
 class SimError(TensorweaveError, RuntimeError):
@@ -45,28 +40,32 @@ def _wrap(values: np.ndarray, bits: int) -> np.ndarray:
 
 
 class FunctionalSim:
-    """Runs Programs for one config; `run` returns outputs and instruction statistics."""
+    """Runs Programs for one config; `run` returns outputs and instruction statistics.
+
+    Every `run` starts from zeroed scratchpads, so a reused simulator gives the same answer as a fresh one.
+    """
 
     def __init__(self, config: AccelConfig):
         self.config = config
         self.isa = build_isa(config)
-        c = config
-        self.inp = np.zeros((c.inp_depth, c.batch, c.block_in), dtype=np.int64)
-        self.wgt = np.zeros((c.wgt_depth, c.block_out, c.block_in), dtype=np.int64)
-        self.acc = np.zeros((c.acc_depth, c.batch, c.block_out), dtype=np.int64)
-        self.uop = np.zeros(c.uop_depth, dtype=np.int64)
+        self.memories = memories(config)
         self._uop_fields = {f.name: (f.offset, (1 << f.width) - 1) for f in self.isa.uop.named_fields}
+        self._clear_scratchpads()
+
+    def _clear_scratchpads(self) -> None:
+        self.inp, self.wgt, self.acc, self.uop = (self.memories[m].zeros() for m in ("INP", "WGT", "ACC", "UOP"))
 
     # --- the run loop --------------------------------------------------------------------------
     def run(self, program: Program, inputs: Mapping[str, np.ndarray] | None = None) -> RunResult:
         if program.config != self.config:
             raise SimError(f"program was built for config '{program.config.name}' ({program.config.digest}), "
                            f"not '{self.config.name}' ({self.config.digest})")
+        self._clear_scratchpads()
         self.dram = program.dram_image(inputs)
         self.stats = Stats()
         depth_cmd, depth_dep = self.config.cmd_queue_depth, self.config.dep_queue_depth
         commands: dict[str, deque[tuple[int, Insn]]] = {u: deque() for u in UNITS}
-        tokens = {q: 0 for q in QUEUES.values()}
+        tokens = {q: 0 for q in TOKEN_QUEUES.values()}
         phase = {u: "pop" for u in UNITS}  # pop -> (act) -> push, per head instruction
         pc, count, finished = 0, len(program.insns), False
         ib = program.insn_bytes
@@ -124,12 +123,13 @@ class FunctionalSim:
 
     def _token_queues(self, unit: str, insn: Insn, kind: str) -> list[str]:
         queues = []
-        for side, neighbour in (("prev", _PREV[unit]), ("next", _NEXT[unit])):
+        for side in SIDES:
             if insn.fields.get(f"{kind}_{side}"):
-                if neighbour is None:
+                queue = token_queue(unit, side, kind)
+                if queue is None:
                     raise SimError(f"instruction {insn.op.lower()} in the {unit} unit sets {kind}_{side}, "
                                    f"but the {unit} unit has no {side} stage")
-                queues.append(QUEUES[(neighbour, unit)] if kind == "pop" else QUEUES[(unit, neighbour)])
+                queues.append(queue)
         return queues
 
     def _stuck(self, commands, phase, tokens) -> list[str]:
@@ -156,7 +156,7 @@ class FunctionalSim:
 
     def _route(self, insn: Insn, index: int) -> str:
         try:
-            return self.isa.unit_of(insn)
+            return unit_of(self.isa, insn)
         except ISAError as exc:
             raise SimError(f"instruction {index}: {exc}") from None
 
@@ -184,9 +184,8 @@ class FunctionalSim:
         return {"INP": self.inp, "WGT": self.wgt, "ACC": self.acc, "UOP": self.uop}[memory]
 
     def _element_codec(self, memory: str) -> tuple[int, bool]:
-        c = self.config
-        return {"INP": (c.inp_width, True), "WGT": (c.wgt_width, True), "ACC": (c.acc_width, True),
-                "UOP": (c.uop_width, False), "OUT": (c.out_width, True)}[memory]
+        found = self.memories[memory]
+        return found.element_bits, found.signed
 
     def _load(self, index: int, insn: Insn) -> None:
         """LOAD: a y_size x x_size tile of elements from DRAM, zero-padded on four sides."""

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 from ..configs import AccelConfig
 from ..contract import alu
+from ..contract.topology import unit_of_memory
 from ..isa import Program, assemble, build_isa
 from ..isa.program import int_dtype
 
@@ -302,7 +303,7 @@ def coverage(program: Program) -> Counter:
         if insn.op in ("LOAD", "STORE"):
             memory = isa.enum_name("memory_id", insn.memory_id)
             seen[f"{insn.op.lower()}.{memory}"] += 1
-            unit = "store" if insn.op == "STORE" else ("load" if memory in ("INP", "WGT") else "compute")
+            unit = unit_of_memory(insn.op, memory)
             if any(insn.fields[k] for k in ("y_pad_0", "y_pad_1", "x_pad_0", "x_pad_1")):
                 seen[f"pad.{memory}"] += 1
             if insn.y_size > 1 and insn.x_stride > insn.x_size:
@@ -354,7 +355,7 @@ def _accesses(program: Program, insn, uop_table: dict[int, int]) -> tuple[str, _
             reads |= {("ACC", f["sram_base"] + k) for k in range(f["y_size"] * f["x_size"])}
             writes |= dram
         else:
-            unit = "load" if memory in ("INP", "WGT") else "compute"
+            unit = unit_of_memory("LOAD", memory)
             width = f["x_pad_0"] + f["x_size"] + f["x_pad_1"]
             rows = (f["y_pad_0"] + f["y_size"] + f["y_pad_1"]) * width
             writes |= {(memory, f["sram_base"] + k) for k in range(rows)}

@@ -92,8 +92,9 @@ finish
 def test_good_program_runs_after_a_failed_one(tiny):
     """The error state clears on the next start: run a faulting program, then a good one, on one model."""
     from amaranth.sim import Simulator
+    from tensorweave.contract.registers import OFFSETS as REGISTERS
     from tensorweave.hw.simulate import AxiDram, axil_read, axil_write, serve_dram
-    from tensorweave.hw.top import REGISTERS, Accelerator
+    from tensorweave.hw.top import Accelerator
 
     bad, code, index = TINY_CASES["STORE past the accumulators"]
     good = assemble(BASE, tiny)

@@ -32,6 +32,7 @@ def test_generate_writes_verilog_and_metadata(tiny_rtl):
         assert f" {name};" in text or f" {name} " in text or f"] {name};" in text
     registers = {r["name"]: r["offset"] for r in meta["registers"]}
     assert registers["STATUS"] == 0x04 and registers["UNIT_STATE"] == 0x34
+    assert meta["error_codes"]["9"] == "deadlock: every unit waits on a token or a command that cannot come"
     assert meta["config_digest_register"] == int(config.digest[:8], 16)
 
 

@@ -136,16 +136,3 @@ def test_amaranth_enums_are_shared_between_layouts():
     isa = build_isa(load_config("tiny"))
     lays = layouts(isa)
     assert lays["LOAD"]["memory_id"].shape is lays["STORE"]["memory_id"].shape is enums(isa)["memory_id"]
-
-
-def test_unit_of_routes_like_vta():
-    isa = build_isa(load_config("tiny"))
-    mem = isa.enums["memory_id"]
-    assert [isa.unit_of(Insn("LOAD", {"memory_id": mem[m]})) for m in ("INP", "WGT", "UOP", "ACC")] == [
-        "load", "load", "compute", "compute"]
-    assert isa.unit_of(Insn("STORE", {"memory_id": mem["OUT"]})) == "store"
-    assert isa.unit_of(Insn("GEMM", {})) == isa.unit_of(Insn("FINISH", {})) == "compute"
-    with pytest.raises(ISAError, match="STORE must use memory_id OUT, not INP"):
-        isa.unit_of(Insn("STORE", {"memory_id": mem["INP"]}))
-    with pytest.raises(ISAError, match="LOAD cannot target memory OUT"):
-        isa.unit_of(Insn("LOAD", {"memory_id": mem["OUT"]}))

@@ -270,3 +270,18 @@ def test_program_for_other_config_refused(tiny):
     program = assemble("finish\n", tiny)
     with pytest.raises(SimError, match="built for config 'tiny'"):
         FunctionalSim(load_config("vta-default")).run(program)
+
+
+def test_a_reused_simulator_starts_from_clean_scratchpads(tiny):
+    """Scratchpads are zero at the start of every run: a program reading rows it never wrote (here a STORE
+    of accumulator rows) gives the same outputs after an earlier program as on a fresh simulator."""
+    leftover_reader = assemble(".tensor C output int8 4,1,4\n"
+                               "store.out sram_base=0 dram_base=@C y_size=1 x_size=4 x_stride=4\nfinish\n", tiny)
+    fresh = FunctionalSim(tiny).run(leftover_reader)
+    assert not fresh.outputs["C"].any()
+    sim = FunctionalSim(tiny)
+    sim.run(assemble((EXAMPLES / "gemm_relu_shift.s").read_text(), tiny))
+    assert sim.acc[:4].any()                              # the first program left accumulators behind
+    again = sim.run(leftover_reader)
+    np.testing.assert_array_equal(again.outputs["C"], fresh.outputs["C"])
+    assert not sim.acc.any() and not sim.inp.any() and not sim.wgt.any()
