@@ -20,6 +20,7 @@ import numpy as np
 
 from ...configs import AccelConfig
 from ...contract.engine import CostModel, Engine, EngineError, RunResult, get_engine
+from ...contract.topology import UNITS, unit_of
 from ...isa import Program, build_isa
 from ..loopnest import Mapping, TensorizeError, accel_gemm, conv2d_nest, matmul_nest, tensorize
 from . import schedule
@@ -146,13 +147,11 @@ class AccelKernel:
         counts: Counter[str] = Counter()
         for word in self.program.insns:
             insn = isa.decode(word)
-            # TODO(contract): use contract.topology.unit_of
+            unit = unit_of(isa, insn)
             if insn.op in ("LOAD", "STORE"):
                 memory = isa.enum_name("memory_id", insn.memory_id)
-                unit = "store" if insn.op == "STORE" else ("load" if memory in ("INP", "WGT") else "compute")
                 counts[f"{insn.op.lower()}.{memory.lower()}"] += 1
             else:
-                unit = "compute"
                 name = insn.op.lower()
                 if insn.op == "ALU":
                     name += "." + isa.enum_name("alu_opcode", insn.alu_opcode).lower()
@@ -173,7 +172,7 @@ class AccelKernel:
         c, p, t = self.config, self.problem, self.tiling
         names = FIXED_CONSTS if self.plan.mode == "fixed" else POW2_CONSTS
         counts = self.instruction_counts()
-        units = ", ".join(f"{u} {counts.get('unit:' + u, 0)}" for u in ("load", "compute", "store"))
+        units = ", ".join(f"{u} {counts.get('unit:' + u, 0)}" for u in UNITS)
         mnemonics = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()) if not k.startswith("unit:"))
         sram = "; ".join(f"{k} {need}/{have} rows" for k, (need, have) in sram_needs(c, p, t, names).items())
         lines = [

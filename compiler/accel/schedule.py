@@ -17,6 +17,7 @@ from pathlib import Path
 from ...cache import atomic_write, cache_dir, locked
 from ...configs import AccelConfig
 from ...contract.engine import CostEstimate, CostModel, get_cost_model
+from ...contract.topology import UNITS, unit_of
 from ...isa import Program, build_isa
 from ...isa.asm import element_bytes
 from .lower import FIXED_CONSTS, POW2_CONSTS, Problem, Tiling, sram_needs
@@ -86,14 +87,13 @@ def analytical_busy(program: Program) -> dict[str, int]:
     """Per-unit work read off the instruction stream: fixed issue costs plus bus beats and loop iterations."""
     c = program.config
     isa = build_isa(c)
-    busy = {"load": 0, "compute": 0, "store": 0}
+    busy = dict.fromkeys(UNITS, 0)
     for word in program.insns:
         insn = isa.decode(word)
-        # TODO(contract): use contract.topology.unit_of
         if insn.op in ("LOAD", "STORE"):
             memory = isa.enum_name("memory_id", insn.memory_id)
-            unit = "store" if insn.op == "STORE" else ("load" if memory in ("INP", "WGT") else "compute")
-            busy[unit] += 10 + insn.y_size * (1 + math.ceil(insn.x_size * element_bytes(c, memory) / c.bus_bytes))
+            beats = math.ceil(insn.x_size * element_bytes(c, memory) / c.bus_bytes)
+            busy[unit_of(isa, insn)] += 10 + insn.y_size * (1 + beats)
         elif insn.op in ("GEMM", "ALU"):
             busy["compute"] += 6 + insn.iter_out * insn.iter_in * (insn.uop_end - insn.uop_begin)
     return busy
