@@ -266,7 +266,7 @@ def _strip_declared(model: onnx.ModelProto) -> onnx.ModelProto:
     inputs = {v.name for v in model.graph.input}
     for value in model.graph.output:
         if value.name not in inputs and value.type.HasField("tensor_type"):
-            value.type.tensor_type.ClearField("shape")
+            value.ClearField("type")
     return model
 
 
