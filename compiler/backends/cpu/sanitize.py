@@ -105,7 +105,7 @@ def _check_bitshift() -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ops", default="", help="comma-separated op types whose ONNX node cases run ('all': every one)")
+    parser.add_argument("--ops", default="", help="comma-separated op types whose node cases run ('all': every one)")
     parser.add_argument("--models", default="", help=f"comma-separated models ({', '.join(MODELS)})")
     args = parser.parse_args(argv)
     if not os.environ.get(SANITIZE_ENV):
