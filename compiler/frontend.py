@@ -3,8 +3,13 @@
 - Opset: the default domain must be opset 13 or newer; older models are converted with
   `onnx.version_converter` to 13, or refused with the converter's reason.
 - Shapes: every graph input needs a static shape. Dynamic dims (symbolic or unknown) are refused unless
-  `input_shapes={"name": (1, 3, 224, 224)}` gives them. ONNX shape inference (with data propagation)
-  types every value; values it cannot type are typed by running the model once in onnxruntime on zeros.
+  `input_shapes={"name": (1, 3, 224, 224)}` gives them; a symbolic dim ("N") given a size is bound to it
+  everywhere. ONNX shape inference (strict, with data propagation) types every value from the inputs alone:
+  the model's declared output and value_info shapes are not trusted but checked against it, and a mismatch
+  is an error naming the node and value. A shape decided by a run-time value (Slice starts, Pad pads,
+  ReduceSum axes, Tile repeats, ...: `shapes.VALUE_SHAPED`) is refused naming the node and input; once none
+  is, values inference leaves open are typed by running the model once in onnxruntime on zeros (their shapes
+  cannot depend on the zeros), checked against what inference knew of them.
 - Constants: initializers and `Constant` nodes become `Graph.constants`; inputs that have an
   initializer (old exporters list weights as inputs) are constants too.
 - Local functions are inlined; control flow (`If`, `Loop`, `Scan`: graph attributes) is refused.
