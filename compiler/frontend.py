@@ -3,8 +3,13 @@
 - Opset: the default domain must be opset 13 or newer; older models are converted with
   `onnx.version_converter` to 13, or refused with the converter's reason.
 - Shapes: every graph input needs a static shape. Dynamic dims (symbolic or unknown) are refused unless
-  `input_shapes={"name": (1, 3, 224, 224)}` gives them. ONNX shape inference (with data propagation)
-  types every value; values it cannot type are typed by running the model once in onnxruntime on zeros.
+  `input_shapes={"name": (1, 3, 224, 224)}` gives them; a symbolic dim ("N") given a size is bound to it
+  everywhere. ONNX shape inference (strict, with data propagation) types every value from the inputs alone:
+  the model's declared output and value_info shapes are not trusted but checked against it, and a mismatch
+  is an error naming the node and value. A shape decided by a run-time value (Slice starts, Pad pads,
+  ReduceSum axes, Tile repeats, ...: `shapes.VALUE_SHAPED`) is refused naming the node and input; once none
+  is, values inference leaves open are typed by running the model once in onnxruntime on zeros (their shapes
+  cannot depend on the zeros), checked against what inference knew of them.
 - Constants: initializers and `Constant` nodes become `Graph.constants`; inputs that have an
   initializer (old exporters list weights as inputs) are constants too.
 - Local functions are inlined; control flow (`If`, `Loop`, `Scan`: graph attributes) is refused.
@@ -14,6 +19,7 @@ Errors are `FrontendError`s naming the node or input at fault.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +29,7 @@ from onnx import helper, numpy_helper
 
 from ..errors import TensorweaveError
 from .graph import Graph, Node, TensorType, topological_order
+from .shapes import ShapeError, check_declared, check_value_shapes
 
 __all__ = ["FrontendError", "MIN_OPSET", "from_onnx", "load_model", "parse_input_shapes", "to_onnx"]
 
@@ -94,6 +101,22 @@ def _dims(value: onnx.ValueInfoProto) -> list[int | str | None]:
         else:
             out.append(d.dim_param or None)
     return out
+
+
+def _bindings(model: onnx.ModelProto, shapes: Mapping[str, Sequence[int]]) -> dict[str, int]:
+    """The symbolic dims ("N") that the given input shapes bind; one name bound to two sizes is an error."""
+    bindings: dict[str, int] = {}
+    bound_by: dict[str, str] = {}
+    for value in model.graph.input:
+        if value.name not in shapes or not value.type.HasField("tensor_type"):
+            continue
+        for have, want in zip(_dims(value), shapes[value.name], strict=False):
+            if isinstance(have, str):
+                if bindings.setdefault(have, int(want)) != int(want):
+                    raise FrontendError(f"input '{value.name}' binds the dimension '{have}' to {want}, but input "
+                                        f"'{bound_by[have]}' binds it to {bindings[have]}")
+                bound_by.setdefault(have, value.name)
+    return bindings
 
 
 def _fix_input_shapes(model: onnx.ModelProto, shapes: Mapping[str, Sequence[int]]) -> onnx.ModelProto:
@@ -199,26 +222,69 @@ def _tensor_type(value: onnx.ValueInfoProto) -> TensorType | None:
     return TensorType(tuple(int(d) for d in dims), np.dtype(dtype).name)  # type: ignore[arg-type]
 
 
-def _infer(model: onnx.ModelProto) -> onnx.ModelProto:
+def _infer(model: onnx.ModelProto) -> tuple[onnx.ModelProto, str]:
+    """The model with inferred value_info, and strict inference's complaint ("" when it had none)."""
     try:
-        return onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=True)
+        return onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=True), ""
     except Exception as exc:
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         try:  # strict mode stops at the first node it cannot type; what it leaves open is typed by running
             inferred = onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True)
             typed = [v for v in inferred.graph.value_info if v.type.tensor_type.elem_type != 0]
             del inferred.graph.value_info[:]
             inferred.graph.value_info.extend(typed)
-            return inferred
+            return inferred, reason
         except Exception:
             pass
-        raise FrontendError(f"ONNX shape inference failed: {str(exc).strip().splitlines()[-1]}") from exc
+        raise FrontendError(f"ONNX shape inference failed: {reason}") from exc
 
 
-def _types_by_running(model: onnx.ModelProto, missing: Sequence[str]) -> dict[str, TensorType]:
-    """Type values shape inference left open by running the model once on zeros in onnxruntime."""
+@dataclass(frozen=True)
+class _Declared:
+    """A type the model declares for a node's output (value_info or graph output)."""
+
+    dtype: str | None
+    dims: tuple[int | str | None, ...] | None
+
+
+def _declared(model: onnx.ModelProto) -> dict[str, _Declared]:
+    inputs = {v.name for v in model.graph.input}
+    out: dict[str, _Declared] = {}
+    for value in [*model.graph.value_info, *model.graph.output]:
+        if value.name in inputs or not value.type.HasField("tensor_type"):
+            continue
+        t = value.type.tensor_type
+        try:
+            dtype = np.dtype(helper.tensor_dtype_to_np_dtype(t.elem_type)).name if t.elem_type else None
+        except Exception:
+            dtype = None
+        dims = _dims(value)
+        out[value.name] = _Declared(dtype, None if dims == [None] else tuple(dims))
+    return out
+
+
+def _strip_declared(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The model without declared shapes of node outputs: inference computes them, and they are checked after
+    (a wrong declaration would otherwise size the buffers)."""
+    model = _copy(model)
+    del model.graph.value_info[:]
+    inputs = {v.name for v in model.graph.input}
+    for value in model.graph.output:
+        if value.name not in inputs and value.type.HasField("tensor_type"):
+            value.ClearField("type")
+    return model
+
+
+def _types_by_running(model: onnx.ModelProto, missing: Sequence[str], reason: str) -> dict[str, TensorType]:
+    """Type values shape inference left open by running the model once on zeros in onnxruntime.
+
+    Only called once no output shape depends on a run-time value (`check_value_shapes`), so the shapes found
+    do not depend on the zeros; each is checked against what inference knew of it (rank, known dims).
+    """
     import onnxruntime as ort
 
     probe = _copy(model)
+    partial = {v.name: v for v in [*probe.graph.value_info, *probe.graph.output]}
     known = {o.name for o in probe.graph.output}
     for name in missing:
         if name not in known:
@@ -231,6 +297,7 @@ def _types_by_running(model: onnx.ModelProto, missing: Sequence[str]) -> dict[st
         tt = _tensor_type(value)
         assert tt is not None  # inputs were checked to be static
         feeds[value.name] = np.zeros(tt.shape, dtype=tt.dtype)
+    why = f" (strict shape inference: {reason})" if reason else ""
     try:
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
@@ -239,12 +306,22 @@ def _types_by_running(model: onnx.ModelProto, missing: Sequence[str]) -> dict[st
         results = session.run(list(missing), feeds)
     except Exception as exc:
         raise FrontendError(f"could not determine the shapes of {', '.join(missing[:5])}: shape inference left "
-                            f"them open and onnxruntime failed on the model: {str(exc).splitlines()[0]}") from exc
+                            f"them open{why} and onnxruntime failed on the model: {str(exc).splitlines()[0]}") from exc
+    types = {}
     for name, result in zip(missing, results, strict=True):
         if not isinstance(result, np.ndarray):
             raise FrontendError(f"value '{name}' is a {type(result).__name__}, not a tensor "
                                 "(sequences and maps are not supported)")
-    return {name: TensorType(r.shape, r.dtype.name) for name, r in zip(missing, results, strict=True)}
+        types[name] = TensorType(result.shape, result.dtype.name)
+        if name in partial:
+            dims = _dims(partial[name])
+            elem = partial[name].type.tensor_type.elem_type
+            if (dims != [None] and (len(dims) != result.ndim or any(
+                    isinstance(d, int) and d != r for d, r in zip(dims, result.shape, strict=False)))) or (
+                    elem and np.dtype(helper.tensor_dtype_to_np_dtype(elem)) != result.dtype):
+                raise FrontendError(f"value '{name}': onnxruntime computes {types[name]}, but shape inference "
+                                    f"says {dims}{why}")
+    return types
 
 
 def from_onnx(model_or_path: onnx.ModelProto | str | Path | bytes,
@@ -259,11 +336,13 @@ def from_onnx(model_or_path: onnx.ModelProto | str | Path | bytes,
                 raise FrontendError(f"node '{proto.name or f'{proto.op_type}_{index}'}' ({proto.op_type}) has a "
                                     f"subgraph attribute '{attr.name}': control flow is not supported")
     model = _fix_input_shapes(model, input_shapes or {})
+    bindings = _bindings(load_model(model_or_path), input_shapes or {})
     model = _upgrade(model)
     if model.functions:
         from onnx import inliner
         model = inliner.inline_local_functions(model)
-    model = _infer(model)
+    declared = _declared(model)
+    model, reason = _infer(_strip_declared(model))
     graph = model.graph
 
     constants: dict[str, np.ndarray] = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
@@ -291,13 +370,22 @@ def from_onnx(model_or_path: onnx.ModelProto | str | Path | bytes,
         nodes.append(Node(op=proto.op_type, name=name, inputs=tuple(proto.input), outputs=tuple(proto.output),
                           attrs=attrs, domain=proto.domain))
 
-    missing = [v for n in nodes for v in n.outputs if v and v not in types]
+    ordered = topological_order(nodes, [*inputs, *constants])
+    try:
+        check_value_shapes(ordered, constants)
+    except ShapeError as exc:
+        raise FrontendError(str(exc)) from exc
+    missing = [v for n in ordered for v in n.outputs if v and v not in types]
     if missing:
-        types.update(_types_by_running(model, missing))
+        types.update(_types_by_running(model, missing, reason))
     for value in inputs:
         if value not in types:
             raise FrontendError(f"input '{value}' has no tensor type")
-    ordered = topological_order(nodes, [*inputs, *constants])
+    producers = {v: (n.name, n.op) for n in ordered for v in n.outputs if v}
+    try:
+        check_declared(declared, types, producers, bindings)
+    except ShapeError as exc:
+        raise FrontendError(str(exc)) from exc
     # Unused outputs of a node ("" or dangling) keep their types; values with no type left are an error.
     return Graph(name=graph.name or "model", nodes=ordered, inputs=inputs,
                  outputs=tuple(v.name for v in graph.output), types=types, constants=constants,

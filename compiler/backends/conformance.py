@@ -11,6 +11,7 @@ drive them.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import warnings
 from collections import Counter
@@ -19,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["EXCLUDED", "OPS", "check_case", "format_report", "node_cases", "onnxruntime_outputs"]
+__all__ = ["EXCLUDED", "OPS", "check_case", "format_report", "freeze_shape_inputs", "node_cases",
+           "onnxruntime_outputs"]
 
 OPS = (
     # elementwise arithmetic, comparison and logic
@@ -67,8 +69,40 @@ def _all_cases() -> tuple:
         from onnx.backend.test.case.node import collect_testcases
 
         cases = collect_testcases(None)
-    return tuple(c for c in cases if c.model is not None and len(c.model.graph.node) == 1
+    return tuple(freeze_shape_inputs(c) for c in cases if c.model is not None and len(c.model.graph.node) == 1
                  and c.model.graph.node[0].op_type in OPS)
+
+
+def freeze_shape_inputs(case: Any) -> Any:
+    """The case with every input whose value decides the output shape (Reshape's shape, Slice's starts, Pad's
+    pads, ...) made an initializer holding the case's value: back ends compile static shapes and refuse such
+    inputs at run time. Cases whose input sets disagree on that value are returned unchanged."""
+    import onnx
+    from onnx import numpy_helper
+
+    from ..shapes import value_shaped_inputs
+
+    node = case.model.graph.node[0]
+    names = [v.name for v in case.model.graph.input]
+    shaped = {node.input[i] for i, _ in value_shaped_inputs(node.op_type, node.domain) if i < len(node.input)}
+    positions = [names.index(v) for v in sorted(shaped) if v in names]
+    if not positions or not case.data_sets:
+        return case
+    values = {}
+    for pos in positions:
+        first = np.asarray(case.data_sets[0][0][pos])
+        if any(not np.array_equal(np.asarray(inputs[pos]), first) for inputs, _ in case.data_sets[1:]):
+            return case
+        values[names[pos]] = first
+    model = onnx.ModelProto()
+    model.CopyFrom(case.model)
+    kept = [v for v in model.graph.input if v.name not in values]
+    del model.graph.input[:]
+    model.graph.input.extend(kept)
+    model.graph.initializer.extend(numpy_helper.from_array(a, name) for name, a in values.items())
+    data_sets = [([x for i, x in enumerate(inputs) if i not in positions], outputs)
+                 for inputs, outputs in case.data_sets]
+    return dataclasses.replace(case, model=model, data_sets=data_sets)
 
 
 def node_cases(excluded: bool = False) -> list[Any]:

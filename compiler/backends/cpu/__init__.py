@@ -8,7 +8,9 @@
 - `compile_graph(graph) -> CPUExecutable` (`.run(inputs) -> outputs`, `.source` is the C text);
 - `compile_node(graph, node) -> callable(*arrays) -> tuple of arrays`, for one node of a partitioned graph;
 - `supported_ops()`; `UnsupportedOp` (a TensorweaveError) names the node and op it cannot compile.
-Shapes are static and baked into the C; one library per graph, cached by content hash under
+Shapes are static and baked into the C; `run` checks every input's shape and dtype against them before any
+C runs (`InputError`), and a shape decided by a run-time value is refused (`UnsupportedOp`); one library per
+graph, cached by content hash under
 `$TENSORWEAVE_CACHE/cpu` or `~/.cache/tensorweave/cpu` (see `toolchain.py`).
 """
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
+import numpy as np
+
 from .cgen import KernelContext, bcast_strides, c_literal, emitter, flat_loop, highest, is_float, lowest, nest, strides
 
 UNARY: dict[str, Callable[[KernelContext, str], str]] = {
@@ -63,8 +65,16 @@ BINARY: dict[str, Callable[[KernelContext, str, str], str]] = {
     "Or": lambda k, a, b: f"({a} || {b})",
     "Xor": lambda k, a, b: f"(!{a} != !{b})",
     "PRelu": lambda k, a, b: f"({a} < 0 ? {b} * {a} : {a})",
-    "BitShift": lambda k, a, b: (f"({a} << {b})" if k.attr("direction") == "LEFT" else f"({a} >> {b})"),
+    "BitShift": lambda k, a, b: _bitshift(k, a, b),
 }
+
+
+def _bitshift(k: KernelContext, a: str, b: str) -> str:
+    # C leaves shifts by >= the promoted width undefined; onnxruntime gives 0 for uint8..uint64 shifted by
+    # >= their width (either direction), so do that. Shifting in uint64 keeps narrow types out of signed int.
+    width = 8 * np.dtype(k.out_type().dtype).itemsize
+    op = "<<" if k.attr("direction") == "LEFT" else ">>"
+    return f"((uint64_t){b} >= {width} ? 0 : ((uint64_t){a} {op} (uint64_t){b}))"
 
 VARIADIC = ("Max", "Min", "Sum", "Mean")
 FLOAT_ONLY = {"Sigmoid", "Tanh", "Exp", "Log", "Sqrt", "Reciprocal", "Floor", "Ceil", "Round", "Erf", "Sin", "Cos",

@@ -358,7 +358,7 @@ def emit_reduce(k: KernelContext) -> str:
     if axes_input:
         n_axes = k.in_shape(1)[0]
         lines.append(f"for (int64_t j = 0; j < {n_axes}; j++) {{ int64_t a = x1[j]; if (a < 0) a += {rank}; "
-                     "red[a] = 1; n_axes++; }")
+                     f"if (a < 0 || a >= {rank}) continue; red[a] = 1; n_axes++; }}")
     elif attr_axes is not None:
         for a in attr_axes:
             lines.append(f"red[{k.axis(int(a), rank)}] = 1; n_axes++;")

@@ -76,6 +76,7 @@ const int64_t dims[{max(rank, 1)}] = {{{dims}}};
 for (int d = 0; d < {rank}; d++) sp[d] = 1;
 for (int64_t j = 0; j < {n_axes}; j++) {{
   int64_t a = {axes}; if (a < 0) a += {rank};
+  if (a < 0 || a >= {rank}) continue;  /* never index outside the shape (inference rejects such axes) */
   const int64_t dim = dims[a], p = {step};
   int64_t s = x1[j];
   if (s < 0) s += dim;
@@ -180,6 +181,7 @@ const int64_t dims[{max(rank, 1)}] = {{{dims}}};
 (void)dims;
 for (int64_t j = 0; j < {n_axes}; j++) {{
   int64_t a = {axes}; if (a < 0) a += {rank};
+  if (a < 0 || a >= {rank}) continue;  /* never index outside the shape (inference rejects such axes) */
   pb[a] = x1[j];
 }}
 """

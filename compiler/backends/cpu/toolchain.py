@@ -11,6 +11,10 @@ Contract:
 - `load_library(source)` builds if needed and returns a `ctypes.CDLL`.
 Builds write to a temporary name and rename (`tensorweave.cache.atomic_path`), so concurrent processes
 never see a half-written file.
+- `$TENSORWEAVE_SANITIZE` (`1`, or a `-fsanitize=` list such as `address,undefined`) builds every library with
+  the sanitizers, aborting at the first report (`sanitizer_flags()`); the flags are part of the cache key. A
+  process loading such a library must start with the sanitizer runtime: `LD_PRELOAD=$(cc
+  -print-file-name=libasan.so)` (see `tensorweave.compiler.backends.cpu.sanitize`).
 """
 
 from __future__ import annotations
@@ -31,8 +35,8 @@ from ....cache import atomic_path, atomic_write
 from ....cache import cache_dir as project_cache_dir
 from ....errors import TensorweaveError
 
-__all__ = ["CompileError", "Toolchain", "build_libraries", "build_library", "cache_dir", "detect_toolchain",
-           "load_library"]
+__all__ = ["SANITIZE_ENV", "CompileError", "Toolchain", "build_libraries", "build_library", "cache_dir",
+           "detect_toolchain", "load_library", "sanitizer_flags"]
 
 
 class CompileError(TensorweaveError):
@@ -57,6 +61,19 @@ class Toolchain:
 
 
 CACHE_VERSION = 1  # of the entry layout (.so, .c, .sha256); the compiler identity and flags are in the key
+
+SANITIZE_ENV = "TENSORWEAVE_SANITIZE"
+
+
+def sanitizer_flags() -> tuple[str, ...]:
+    """The compiler flags `$TENSORWEAVE_SANITIZE` asks for (none when unset, empty or 0)."""
+    value = os.environ.get(SANITIZE_ENV, "").strip()
+    if value in ("", "0"):
+        return ()
+    kinds = "address,undefined" if value in ("1", "yes", "true") else value
+    if not all(part and part.replace("-", "").isalpha() for part in kinds.split(",")):
+        raise CompileError(f"${SANITIZE_ENV}='{value}' should be 1 or a list like address,undefined")
+    return (f"-fsanitize={kinds}", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-g")
 
 
 def cache_dir() -> Path:
@@ -108,6 +125,11 @@ def detect_toolchain() -> Toolchain:
     avxvnni_probe = ("#include <immintrin.h>\n"
                      "__m256i f(__m256i a,__m256i b,__m256i c){return _mm256_dpbusd_avx_epi32(a,b,c);}")
     avx_vnni = "avx_vnni" in cpu and _try_compile(compiler, flags, avxvnni_probe)
+    sanitize = sanitizer_flags()
+    if sanitize and not _try_compile(compiler, [*flags, *sanitize], "int f(int a){return a + 1;}"):
+        raise CompileError(f"{compiler} cannot build with {' '.join(sanitize)} (${SANITIZE_ENV}): are the "
+                           "sanitizer runtimes (libasan, libubsan) installed?")
+    flags += sanitize
     return Toolchain(compiler=compiler, version=version[0] if version else "?", flags=tuple(flags), openmp=openmp,
                      avx2=avx2, avx512_vnni=avx512_vnni, avx_vnni=avx_vnni)
 

@@ -90,7 +90,7 @@ def test_unsupported_op_names_node_and_op() -> None:
 
 def test_wrong_input_shape_is_an_error() -> None:
     exe = compile_graph(_graph(np.random.default_rng(2)))
-    with pytest.raises(InputError, match="input 'x' has shape \\(1, 3, 15, 15\\)"):
+    with pytest.raises(InputError, match="input 'x' is float32\\[1,3,15,15\\]; .* float32\\[2,3,15,15\\]"):
         exe.run({"x": np.zeros((1, 3, 15, 15), np.float32)})
     with pytest.raises(InputError, match="needs input"):
         exe.run({})
