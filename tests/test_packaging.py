@@ -17,7 +17,9 @@ SETUPTOOLS = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setup
 
 
 def _shipped_folder(rel: Path) -> bool:
-    return not rel.parts or (rel.parts[0] not in NOT_SHIPPED and not rel.parts[0].startswith("."))
+    # *.egg-info: what `pip install -e .` (make test) leaves in the checkout; never part of the package
+    return not rel.parts or (rel.parts[0] not in NOT_SHIPPED and not rel.parts[0].startswith(".")
+                             and not rel.parts[0].endswith(".egg-info"))
 
 
 def _package_of(rel: Path) -> tuple[str, Path]:
