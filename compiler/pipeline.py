@@ -113,7 +113,10 @@ def _requant(node: Node) -> accel.Requant:
     return accel.Requant(input_scale=float(node.attrs["input_scale"]),
                          weight_scales=tuple(float(s) for s in node.attrs["weight_scales"]),
                          output_scale=float(node.attrs["output_scale"]),
-                         output_zero_point=int(node.attrs["output_zero_point"]), relu=bool(node.attrs["relu"]))
+                         output_zero_point=int(node.attrs["output_zero_point"]), relu=bool(node.attrs["relu"]),
+                         input_zero_point=int(node.attrs.get("input_zero_point", 0)),
+                         input_dtype=str(node.attrs.get("input_dtype", "int8")),
+                         output_dtype=str(node.attrs.get("output_dtype", "int8")))
 
 
 def build_kernel(config: AccelConfig, graph: Graph, node: Node, cost_model: str | CostModel) -> accel.AccelKernel:
