@@ -1,6 +1,7 @@
 """Partitioning: find the quantized layers the accelerator runs, and fuse each into one graph node.
 
-The pattern (QDQ models as onnxruntime's quantize_static writes them):
+The pattern (QDQ models as onnxruntime's quantize_static writes them; its QOperator format's QLinearConv
+and QLinearMatMul nodes are layers as they are):
 
     DQ(x_q), DQ(w_q) [, DQ(b_q)] -> Conv | Gemm | MatMul [-> Relu] -> Q  ==>  tensorweave.accel.QConv / QMatMul
     DQ(x_q), DQ(w_q) [, DQ(b_q)] -> Conv | Gemm | MatMul -> Q -> DQ -> Relu -> Q  (both Qs with one scale
@@ -155,6 +156,8 @@ def _relu_requantized(graph: Graph, q: Node, scale: float, zero_point: np.ndarra
 
 def _match(graph: Graph, op: Node) -> LayerMatch | str | None:
     """The layer built around `op`, or why `op` (a Conv / Gemm / MatMul) is not one; None for other ops."""
+    if op.op in QOPERATOR_OPS and not op.domain:
+        return _match_qlinear(graph, op)
     kind = None if op.domain else for_onnx(op.op)
     if kind is None:
         return None
@@ -231,6 +234,53 @@ def _match(graph: Graph, op: Node) -> LayerMatch | str | None:
                       input_zero_point=zp_in, input_dtype=graph.types[x].dtype, output_dtype=out_dtype)
 
 
+QOPERATOR_OPS = {"QLinearConv": "conv", "QLinearMatMul": "matmul"}
+
+
+def _const_int(graph: Graph, value: str) -> int | None:
+    """A scalar integer constant (an absent optional input is 0), or None."""
+    if not value:
+        return 0
+    array = graph.constants.get(value)
+    return int(array.reshape(-1)[0]) if array is not None and array.size == 1 else None
+
+
+def _match_qlinear(graph: Graph, op: Node) -> LayerMatch | str:
+    """A QOperator-format layer (QLinearConv / QLinearMatMul): one node holding the same parameters as a QDQ
+    layer, read off its inputs (x, x scale, x zero point, w, w scale, w zero point, y scale, y zero point[, B])."""
+    kind = accel_op(QOPERATOR_OPS[op.op])
+    ins = [*op.inputs, *[""] * (9 - len(op.inputs))]
+    x, y = ins[0], op.outputs[0]
+    in_dtype, out_dtype = graph.types[x].dtype, graph.types[y].dtype
+    if in_dtype not in ACTIVATION_TYPES or out_dtype not in ACTIVATION_TYPES:
+        return f"it reads {in_dtype} and writes {out_dtype} (the accelerator takes int8 or uint8)"
+    s_in, s_out = _scalar(graph, ins[1]), _scalar(graph, ins[6])
+    zp_in, zp_out = _const_int(graph, ins[2]), _const_int(graph, ins[7])
+    if s_in is None or s_out is None or zp_in is None or zp_out is None:
+        return "its activation scales and zero points are not constant scalars"
+    w, w_scales = graph.constants.get(ins[3]), graph.constants.get(ins[4])
+    if w is None or w_scales is None or w.dtype != np.int8:
+        return "its weight is not a constant int8 tensor with constant scales"
+    w_zp = graph.constants.get(ins[5]) if ins[5] else np.zeros(1, np.int8)
+    if w_zp is None or np.any(w_zp != 0):
+        return "its weight has a nonzero zero point (the accelerator takes symmetric int8)"
+    axis = 0 if kind.name == "conv" else 1  # per output channel: conv's first axis, matmul's columns
+    matched = kind.match(graph, op, w, axis)
+    if matched is None:
+        return f"the accelerator's {kind.name} does not take this {op.op}'s attributes or weight rank"
+    weight, out_axis = matched.weight, matched.out_axis
+    scales = np.asarray(w_scales, np.float32).reshape(-1)
+    if scales.size not in (1, weight.shape[out_axis]):
+        return "its weight scales are not per tensor or per output channel"
+    bias = graph.constants.get(ins[8]) if ins[8] else None
+    if ins[8] and (bias is None or bias.dtype != np.int32 or bias.shape != (weight.shape[out_axis],)):
+        return "its bias is not a constant int32 per output channel"
+    return LayerMatch(kind=kind.name, op=op, nodes=(op,), x=x, y=y, weight=np.ascontiguousarray(weight),
+                      bias=bias, input_scale=s_in, weight_scales=tuple(float(v) for v in scales),
+                      output_scale=s_out, output_zero_point=zp_out, relu=False, geometry=matched.attrs,
+                      input_zero_point=zp_in, input_dtype=in_dtype, output_dtype=out_dtype)
+
+
 def match_layers(graph: Graph) -> tuple[list[LayerMatch], dict[str, str]]:
     """Every quantized Conv/Gemm/MatMul layer of the pattern in graph order, and for each Conv/Gemm/MatMul
     that is not one, why not (by node name)."""
@@ -240,7 +290,8 @@ def match_layers(graph: Graph) -> tuple[list[LayerMatch], dict[str, str]]:
         if isinstance(m, LayerMatch):
             found.append(m)
         elif m is not None:
-            why[node.name] = f"not a quantized layer the accelerator runs: {m}"
+            why[node.name] = (f"{m}" if node.op in QOPERATOR_OPS
+                              else f"not a quantized layer the accelerator runs: {m}")
     return found, why
 
 

@@ -75,7 +75,9 @@ def frontend(c: Compilation) -> Compilation:
 def supported_on(config: AccelConfig) -> Callable[[Graph, LayerMatch], str | None]:
     """The partitioner's predicate: None when the accelerator can run a matched layer, else the reason."""
     def supports(graph: Graph, match: LayerMatch) -> str | None:
-        return accel_op(match.kind).supports(config, graph.types[match.x].shape, match.weight.shape, match.geometry)
+        why = accel.activation_types_reason(config, match.input_dtype, match.output_dtype, match.input_zero_point)
+        shape = graph.types[match.x].shape
+        return why or accel_op(match.kind).supports(config, shape, match.weight.shape, match.geometry)
     return supports
 
 

@@ -16,6 +16,8 @@ from .partition import ACCEL_DOMAIN
 if TYPE_CHECKING:
     from .step import Step
 
+COMPUTE_OPS = ("Conv", "Gemm", "MatMul", "QLinearConv", "QLinearMatMul")  # what the matcher considers
+
 __all__ = ["LayerReport", "explain", "layer_reports", "node_macs", "node_placements", "offload_warning", "table"]
 
 
@@ -185,7 +187,7 @@ def node_placements(model: ReportedModel) -> list[tuple[Node, str, str]]:
                 where[node.name] = (step.target, f"target {model.target}")
             elif node.name in model.refused:
                 where[node.name] = (step.target, model.refused[node.name])
-            elif node.op in ("Conv", "Gemm", "MatMul") and not node.domain:
+            elif node.op in COMPUTE_OPS and not node.domain:
                 where[node.name] = (step.target, "not part of an accelerator layer")
             else:
                 where[node.name] = (step.target, f"no accelerator op for {node.op}")
@@ -206,7 +208,7 @@ def offload_warning(model: ReportedModel) -> str | None:
                        "quantize_static)")
     if not macs_all:
         return head + "the model has no Conv, Gemm or MatMul"
-    compute = [n for n in model.graph.nodes if n.op in ("Conv", "Gemm", "MatMul") and not n.domain]
+    compute = [n for n in model.graph.nodes if n.op in COMPUTE_OPS and not n.domain]
     refused = [(n.name, model.refused[n.name]) for n in compute if n.name in model.refused]
     if not refused:
         return head + "no layer matched the accelerator's patterns"

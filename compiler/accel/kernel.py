@@ -92,9 +92,11 @@ class AccelKernel:
     def device_input(self, x: np.ndarray) -> np.ndarray:
         """x (the model's input type) as the accelerator's int8 values: a uint8 x shifted by -128 (exact), and
         padded on the host with the input zero point where the conv pads (the LOAD unit pads with 0)."""
-        rq = self.requant
-        dtype = rq.input_dtype if rq is not None else f"int{self.config.inp_width}"
-        lo, hi = ACTIVATION_DTYPES.get(dtype, (-(1 << (self.config.inp_width - 1)), (1 << (self.config.inp_width - 1)) - 1))
+        rq, width = self.requant, self.config.inp_width
+        if rq is not None and rq.input_dtype == "uint8":
+            dtype, (lo, hi) = "uint8", ACTIVATION_DTYPES["uint8"]
+        else:  # signed: the config's input width (int8, or narrower)
+            dtype, lo, hi = f"int{width}", -(1 << (width - 1)), (1 << (width - 1)) - 1
         a = np.asarray(x)
         if a.size and not np.issubdtype(a.dtype, np.integer):
             raise AccelError(f"x must hold integers ({dtype}), got {a.dtype}")
@@ -327,9 +329,26 @@ def _build(config: AccelConfig, p: Problem, weight: np.ndarray, bias: np.ndarray
     return plan, choice
 
 
+def activation_types_reason(config: AccelConfig, input_dtype: str, output_dtype: str,
+                            input_zero_point: int) -> str | None:
+    """Why activations of these types cannot enter / leave `config`'s accelerator, or None if they can."""
+    for side, dtype, width in (("input", input_dtype, config.inp_width), ("output", output_dtype, config.out_width)):
+        if dtype == "uint8" and width != 8:
+            return (f"uint8 {side} activations are shifted into int8, but config '{config.name}' has "
+                    f"{side[:3]}_width {width}")
+    zp = input_zero_point - (128 if input_dtype == "uint8" else 0)
+    lo, hi = -(1 << (config.inp_width - 1)), (1 << (config.inp_width - 1)) - 1
+    if not lo <= zp <= hi:
+        return f"the input zero point {input_zero_point} is outside int{config.inp_width} ({lo}..{hi}) once shifted"
+    return None
+
+
 def _fold_zero_point(config: AccelConfig, requant: Requant, weight: np.ndarray,
                      bias: np.ndarray | None) -> np.ndarray | None:
     """The bias with the input zero point's term folded in (weight: output channels first)."""
+    reason = activation_types_reason(config, requant.input_dtype, requant.output_dtype, requant.input_zero_point)
+    if reason:
+        raise AccelError(reason)
     folded = requant.folded_bias(weight, bias)
     if folded is not None and folded is not bias:
         folded = _check_ints("bias - input zero point * sum(weight)", folded, config.acc_width)
