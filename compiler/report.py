@@ -162,7 +162,7 @@ def explain(model: ReportedModel) -> str:
             lines.append(f"{f'[{step.target}]':8s}{step.name}: {len(step.graph.nodes)} nodes: {_clip(ops, 100)}")
         lines.append("")
     if model.refused:
-        lines.append("matched layers left on the CPU:")
+        lines.append("Conv/Gemm/MatMul layers left on the CPU, and why:")
         lines += [f"    {name}: {reason}" for name, reason in model.refused.items()]
         lines.append("")
     placements = node_placements(model)
