@@ -97,6 +97,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         agreements = compare_outputs(compiled.graph, outputs, reference_outputs(compiled.model, inputs))
         print(format_agreement(agreements))
         ok = all(a.ok for a in agreements)
+        if compiled.offload_warning():  # the check passed on the CPU alone: say so after it, too
+            print(compiled.offload_warning())
     if args.check_layers:
         rows = step_agreement(compiled, inputs, engine=args.engine)
         print(format_step_agreement(rows))

@@ -63,6 +63,10 @@ class CompiledModel:
         """The per-layer table: layer, op, where it runs, MACs, estimated cycles, utilization."""
         return report.table(self, timings)
 
+    def offload_warning(self) -> str | None:
+        """A loud line when a compile for the accelerator offloaded no MACs, with the reason; else None."""
+        return report.offload_warning(self)
+
     def explain(self) -> str:
         """Which op runs where, the accelerator's tiles and instruction counts, cycles per layer and a total."""
         return report.explain(self)

@@ -75,7 +75,9 @@ def frontend(c: Compilation) -> Compilation:
 def supported_on(config: AccelConfig) -> Callable[[Graph, LayerMatch], str | None]:
     """The partitioner's predicate: None when the accelerator can run a matched layer, else the reason."""
     def supports(graph: Graph, match: LayerMatch) -> str | None:
-        return accel_op(match.kind).supports(config, graph.types[match.x].shape, match.weight.shape, match.geometry)
+        why = accel.activation_types_reason(config, match.input_dtype, match.output_dtype, match.input_zero_point)
+        shape = graph.types[match.x].shape
+        return why or accel_op(match.kind).supports(config, shape, match.weight.shape, match.geometry)
     return supports
 
 
@@ -113,7 +115,10 @@ def _requant(node: Node) -> accel.Requant:
     return accel.Requant(input_scale=float(node.attrs["input_scale"]),
                          weight_scales=tuple(float(s) for s in node.attrs["weight_scales"]),
                          output_scale=float(node.attrs["output_scale"]),
-                         output_zero_point=int(node.attrs["output_zero_point"]), relu=bool(node.attrs["relu"]))
+                         output_zero_point=int(node.attrs["output_zero_point"]), relu=bool(node.attrs["relu"]),
+                         input_zero_point=int(node.attrs.get("input_zero_point", 0)),
+                         input_dtype=str(node.attrs.get("input_dtype", "int8")),
+                         output_dtype=str(node.attrs.get("output_dtype", "int8")))
 
 
 def build_kernel(config: AccelConfig, graph: Graph, node: Node, cost_model: str | CostModel) -> accel.AccelKernel:

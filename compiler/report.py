@@ -16,7 +16,9 @@ from .partition import ACCEL_DOMAIN
 if TYPE_CHECKING:
     from .step import Step
 
-__all__ = ["LayerReport", "explain", "layer_reports", "node_macs", "table"]
+COMPUTE_OPS = ("Conv", "Gemm", "MatMul", "QLinearConv", "QLinearMatMul")  # what the matcher considers
+
+__all__ = ["LayerReport", "explain", "layer_reports", "node_macs", "node_placements", "offload_warning", "table"]
 
 
 def node_macs(graph: Graph, node: Node) -> int:
@@ -132,6 +134,9 @@ def table(model: ReportedModel, timings: bool = False) -> str:
     rows.append(total + ([f"{sum(r.run_cycles or 0 for r in layers):,}"] if counted else []))
     share = f"{macs_accel / macs_all:.1%}" if macs_all else "0%"
     text = _format_table(head, rows) + f"\n{share} of the MACs run on the accelerator"
+    warning = offload_warning(model)
+    if warning:
+        text = warning + "\n" + text + "\n" + warning
     for name, reason in model.refused.items():
         text += f"\n{name} stays on the CPU: {_clip(reason, 100)}"
     if model.target == "accel" and not any(n.op == "QuantizeLinear" for n in model.graph.nodes):
@@ -143,7 +148,9 @@ def explain(model: ReportedModel) -> str:
     """Which op runs where, the accelerator's tiles and instruction counts, cycles per layer and a total."""
     config = model.config
     cfg = f"config {config.name}, {config.macs_per_cycle} MAC/cycle" if config else "no accelerator"
-    lines = [f"model {model.graph.name}: {len(model.graph.nodes)} nodes, target {model.target} ({cfg})", ""]
+    warning = offload_warning(model)
+    lines = [warning] if warning else []
+    lines += [f"model {model.graph.name}: {len(model.graph.nodes)} nodes, target {model.target} ({cfg})", ""]
     for step in model.steps:
         if step.target == "accel":
             node = step.graph.nodes[0]
@@ -155,11 +162,60 @@ def explain(model: ReportedModel) -> str:
             lines.append(f"{f'[{step.target}]':8s}{step.name}: {len(step.graph.nodes)} nodes: {_clip(ops, 100)}")
         lines.append("")
     if model.refused:
-        lines.append("matched layers left on the CPU:")
+        lines.append("Conv/Gemm/MatMul layers left on the CPU, and why:")
         lines += [f"    {name}: {reason}" for name, reason in model.refused.items()]
         lines.append("")
+    placements = node_placements(model)
+    lines.append(f"every node ({len(placements)}), where it runs and why:")
+    width = max((len(n.name) for n, _, _ in placements), default=0)
+    lines += [f"    {n.name.ljust(width)}  {n.op:20s} {where:7s} {why}" for n, where, why in placements]
+    lines.append("")
     lines.append(table(model))
     return "\n".join(lines)
+
+
+def node_placements(model: ReportedModel) -> list[tuple[Node, str, str]]:
+    """(node, where, why) for every node of the model as read: "accel" (in which accelerator layer), the
+    step's target ("cpu", "gpu") with the reason it is not on the accelerator, or "removed" (read by no output)."""
+    where: dict[str, tuple[str, str]] = {}
+    for step in model.steps:
+        for node in step.graph.nodes:
+            if node.domain == ACCEL_DOMAIN:
+                for name in node.attrs.get("fuses", [node.name]):
+                    where[name] = ("accel", f"accelerator layer {node.name} ({node.op})")
+            elif model.target != "accel":
+                where[node.name] = (step.target, f"target {model.target}")
+            elif node.name in model.refused:
+                where[node.name] = (step.target, model.refused[node.name])
+            elif node.op in COMPUTE_OPS and not node.domain:
+                where[node.name] = (step.target, "not part of an accelerator layer")
+            else:
+                where[node.name] = (step.target, f"no accelerator op for {node.op}")
+    return [(n, *where.get(n.name, ("removed", "no graph output reads it (folded or pruned)")))
+            for n in model.graph.nodes]
+
+
+def offload_warning(model: ReportedModel) -> str | None:
+    """A loud line when a compile for the accelerator offloaded no MACs (or the model has none), saying why."""
+    if model.target != "accel":
+        return None
+    macs_all = sum(r.macs for r in model.layers)
+    if any(r.target == "accel" and r.macs for r in model.layers):
+        return None
+    head = "WARNING: 0% of the MACs run on the accelerator (everything runs on the CPU): "
+    if not any(n.op == "QuantizeLinear" for n in model.graph.nodes):
+        return head + ("the model is not quantized: quantize it first (`tensorweave quantize`, or onnxruntime's "
+                       "quantize_static)")
+    if not macs_all:
+        return head + "the model has no Conv, Gemm or MatMul"
+    compute = [n for n in model.graph.nodes if n.op in COMPUTE_OPS and not n.domain]
+    refused = [(n.name, model.refused[n.name]) for n in compute if n.name in model.refused]
+    if not refused:
+        return head + "no layer matched the accelerator's patterns"
+    name, reason = refused[0]
+    more = f" ({len(refused) - 1} more of {len(compute)} Conv/Gemm/MatMul refused; see --explain)" if len(refused) > 1 \
+        else ""
+    return head + f"{name}: {_clip(reason, 160)}{more}"
 
 
 def _clip(text: str, width: int) -> str:

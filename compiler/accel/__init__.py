@@ -16,6 +16,7 @@ The exact integer definition of the result is `requantize(conv2d_int(x, w, spec,
 from .kernel import (
                      AccelKernel,
                      KernelStats,
+                     activation_types_reason,
                      compile_conv,
                      compile_matmul,
                      unsupported_matmul_reason,
@@ -25,5 +26,6 @@ from .requant import RequantPlan, acc_bound, plan_requant, requantize, requantiz
 from .spec import AccelError, ConvSpec, Requant, conv2d_int
 
 __all__ = ["AccelError", "AccelKernel", "ConvSpec", "KernelStats", "Requant", "RequantPlan", "acc_bound",
+           "activation_types_reason",
            "compile_conv", "compile_matmul", "conv2d_int", "plan_requant", "requantize", "requantize_float",
            "unsupported_matmul_reason", "unsupported_reason"]

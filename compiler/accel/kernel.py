@@ -12,6 +12,7 @@ the Program (`engine`, a name such as "functional" or "rtl", or a `contract.engi
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import Counter
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from ..loopnest import Mapping, TensorizeError, accel_gemm, conv2d_nest, matmul_
 from . import schedule
 from .lower import FIXED_CONSTS, MAX_PAD, POW2_CONSTS, Problem, Tiling, const_table, lower, requant_steps, sram_needs
 from .requant import RequantPlan, acc_bound, plan_requant
-from .spec import AccelError, ConvSpec, Requant
+from .spec import ACTIVATION_DTYPES, AccelError, ConvSpec, Requant
 
 # The lowering streams activations through the input scratchpad and weights through the weight one.
 _PIN_CONV = {"inp": "x", "wgt": "w"}
@@ -84,6 +85,35 @@ class AccelKernel:
     rows_per_group: int = 0           # conv: in-channels per group; matmul path: k
     out_per_group: int = 0
     _pack_rows: bool = False          # the matmul path (rows = pixels or matrix rows)
+    requant: Requant | None = None    # the activation types and zero points (None: int8, zero point 0)
+    host_pads: tuple[int, int, int, int] = (0, 0, 0, 0)  # conv padding done on the host with the zero point
+
+    # --- the host side of the activations' types: uint8 <-> int8, padding with the zero point ----------
+    def device_input(self, x: np.ndarray) -> np.ndarray:
+        """x (the model's input type) as the accelerator's int8 values: a uint8 x shifted by -128 (exact), and
+        padded on the host with the input zero point where the conv pads (the LOAD unit pads with 0)."""
+        rq, width = self.requant, self.config.inp_width
+        if rq is not None and rq.input_dtype == "uint8":
+            dtype, (lo, hi) = "uint8", ACTIVATION_DTYPES["uint8"]
+        else:  # signed: the config's input width (int8, or narrower)
+            dtype, lo, hi = f"int{width}", -(1 << (width - 1)), (1 << (width - 1)) - 1
+        a = np.asarray(x)
+        if a.size and not np.issubdtype(a.dtype, np.integer):
+            raise AccelError(f"x must hold integers ({dtype}), got {a.dtype}")
+        if a.size and (a.min() < lo or a.max() > hi):
+            raise AccelError(f"x spans {a.min()}..{a.max()}, outside {dtype} ({lo}..{hi})")
+        v = a.astype(np.int64) - (rq.input_offset if rq is not None else 0)
+        if any(self.host_pads):
+            assert rq is not None, "host padding comes from a zero point"
+            pt, pl, pb, pr = self.host_pads
+            v = np.pad(v, ((0, 0), (0, 0), (pt, pb), (pl, pr)), constant_values=rq.device_input_zero_point)
+        return v
+
+    def model_output(self, y: np.ndarray) -> np.ndarray:
+        """The accelerator's int8 result in the model's output type (uint8: shifted by +128)."""
+        if self.requant is not None and self.requant.output_dtype == "uint8":
+            return (y.astype(np.int16) + self.requant.output_offset).astype(np.uint8)
+        return y.astype(np.int8)
 
     # --- packing ------------------------------------------------------------------------------
     def pack_input(self, x: np.ndarray) -> np.ndarray:
@@ -117,7 +147,7 @@ class AccelKernel:
 
         `engine`: an engine name registered in `contract.engine.ENGINES` ("functional", "rtl", ...) or an `Engine`.
         """
-        x = _check_ints("x", x, self.config.inp_width)
+        x = np.asarray(x)
         if x.shape != self.input_shape and not (self.kind == "matmul" and x.shape == self.input_shape[1:]
                                                 and self.input_shape[0] == 1):
             raise AccelError(f"x has shape {x.shape}; this kernel takes {self.input_shape}")
@@ -127,8 +157,8 @@ class AccelKernel:
             runner = get_engine(engine)
         except EngineError as exc:
             raise AccelError(str(exc)) from None
-        result = runner.run(self.program, {"x": self.pack_input(x)})
-        y = self.unpack_output(np.asarray(result.outputs["y"])).astype(np.int8)  # out_width <= 8
+        result = runner.run(self.program, {"x": self.pack_input(self.device_input(x))})
+        y = self.model_output(self.unpack_output(np.asarray(result.outputs["y"])))  # out_width <= 8
         stats = self._stats(result)
         return (y.reshape(self.output_shape[1:]) if squeeze else y), stats
 
@@ -299,6 +329,45 @@ def _build(config: AccelConfig, p: Problem, weight: np.ndarray, bias: np.ndarray
     return plan, choice
 
 
+def activation_types_reason(config: AccelConfig, input_dtype: str, output_dtype: str,
+                            input_zero_point: int) -> str | None:
+    """Why activations of these types cannot enter / leave `config`'s accelerator, or None if they can."""
+    for side, dtype, width in (("input", input_dtype, config.inp_width), ("output", output_dtype, config.out_width)):
+        if dtype == "uint8" and width != 8:
+            return (f"uint8 {side} activations are shifted into int8, but config '{config.name}' has "
+                    f"{side[:3]}_width {width}")
+    zp = input_zero_point - (128 if input_dtype == "uint8" else 0)
+    lo, hi = -(1 << (config.inp_width - 1)), (1 << (config.inp_width - 1)) - 1
+    if not lo <= zp <= hi:
+        return f"the input zero point {input_zero_point} is outside int{config.inp_width} ({lo}..{hi}) once shifted"
+    return None
+
+
+def _fold_zero_point(config: AccelConfig, requant: Requant, weight: np.ndarray,
+                     bias: np.ndarray | None) -> np.ndarray | None:
+    """The bias with the input zero point's term folded in (weight: output channels first)."""
+    reason = activation_types_reason(config, requant.input_dtype, requant.output_dtype, requant.input_zero_point)
+    if reason:
+        raise AccelError(reason)
+    folded = requant.folded_bias(weight, bias)
+    if folded is not None and folded is not bias:
+        folded = _check_ints("bias - input zero point * sum(weight)", folded, config.acc_width)
+    return folded
+
+
+def _zero_points(requant: Requant) -> str:
+    """How the activations' types and zero points enter and leave the accelerator (empty for int8, zero point 0)."""
+    if requant.input_dtype == requant.output_dtype == "int8" and not requant.input_zero_point:
+        return ""
+    text = f"; x {requant.input_dtype} zero point {requant.input_zero_point}"
+    if requant.input_offset:
+        text += f" (int8 {requant.device_input_zero_point} after x - 128)"
+    if requant.input_zero_point:
+        text += ", its term folded into the bias"
+    text += f"; y {requant.output_dtype} zero point {requant.output_zero_point}"
+    return text + (" (computed in int8, + 128 on the host)" if requant.output_offset else "")
+
+
 def compile_conv(config: AccelConfig, spec: ConvSpec, weight: np.ndarray, bias: np.ndarray | None,
                  requant: Requant, use_cache: bool = True, cost_model: str | CostModel = "cycle") -> AccelKernel:
     """Compile conv (+ bias) + requantization (+ ReLU) into one accelerator Program.
@@ -308,6 +377,13 @@ def compile_conv(config: AccelConfig, spec: ConvSpec, weight: np.ndarray, bias: 
     weight = _check_ints("weight", weight, config.wgt_width, spec.weight_shape)
     if bias is not None:
         bias = _check_ints("bias", bias, config.acc_width, (spec.out_channels,))
+    bias = _fold_zero_point(config, requant, weight, bias)
+    model_spec, host_pads = spec, (0, 0, 0, 0)
+    if requant.device_input_zero_point and any(spec.pads):
+        # the LOAD unit pads with 0, the model with its zero point: pad on the host and run unpadded
+        host_pads = spec.pads
+        pt, pl, pb, pr = spec.pads
+        spec = dataclasses.replace(spec, height=spec.height + pt + pb, width=spec.width + pl + pr, pads=(0, 0, 0, 0))
     nest = conv2d_nest(spec, **_dtypes(config))
     mapping = tensorize(nest, accel_gemm(config), operands=_PIN_CONV)
     reason = _geometry_reason(config, spec)
@@ -320,8 +396,10 @@ def compile_conv(config: AccelConfig, spec: ConvSpec, weight: np.ndarray, bias: 
                  and spec.groups == 1)
     if not rows_path and set(mapping.axis("b").operator) & {"oh", "ow"}:
         mapping = tensorize(nest, accel_gemm(config), operands=_PIN_CONV, keep_outer=("oh", "ow"))
-    desc = (f"conv {spec.batch}x{spec.in_channels}x{spec.height}x{spec.width} -> {spec.out_channels} "
-            f"kernel {spec.kernel} stride {spec.stride} pads {spec.pads} dilation {spec.dilation} groups {spec.groups}")
+    s = model_spec
+    desc = (f"conv {s.batch}x{s.in_channels}x{s.height}x{s.width} -> {s.out_channels} "
+            f"kernel {s.kernel} stride {s.stride} pads {s.pads} dilation {s.dilation} groups {s.groups}"
+            + (" (padded on the host with the input zero point)" if any(host_pads) else "") + _zero_points(requant))
     if rows_path:
         p = _rows_problem(config, spec.batch * spec.height * spec.width, spec.in_channels, spec.out_channels)
         w = weight
@@ -331,9 +409,10 @@ def compile_conv(config: AccelConfig, spec: ConvSpec, weight: np.ndarray, bias: 
     model = schedule.resolve_cost_model(cost_model)
     plan, choice = _build(config, p, w, bias, requant, use_cache, model)
     return AccelKernel(config, "conv", desc, mapping, p, choice.tiling, plan, choice.program,
-                       (spec.batch, spec.in_channels, spec.height, spec.width), spec.output_shape, spec.macs,
+                       (s.batch, s.in_channels, s.height, s.width), spec.output_shape, spec.macs,
                        choice.cycles, choice.source, choice.cached, bias is not None, model,
-                       spec.in_channels // spec.groups, spec.out_channels // spec.groups, bool(rows_path))
+                       spec.in_channels // spec.groups, spec.out_channels // spec.groups, bool(rows_path), requant,
+                       host_pads)
 
 
 def compile_matmul(config: AccelConfig, m: int, k: int, n: int, weight: np.ndarray, bias: np.ndarray | None,
@@ -349,12 +428,13 @@ def compile_matmul(config: AccelConfig, m: int, k: int, n: int, weight: np.ndarr
     weight = _check_ints("weight", weight, config.wgt_width, (k, n))
     if bias is not None:
         bias = _check_ints("bias", bias, config.acc_width, (n,))
+    bias = _fold_zero_point(config, requant, weight.T, bias)
     nest = matmul_nest(m, k, n, batch, f"int{config.inp_width}", f"int{config.wgt_width}", f"int{config.acc_width}")
     mapping = tensorize(nest, accel_gemm(config), operands=_PIN_MATMUL)
     p = _rows_problem(config, batch * m, k, n)
     as_conv = weight.T[:, :, None, None]
     model = schedule.resolve_cost_model(cost_model)
     plan, choice = _build(config, p, as_conv, bias, requant, use_cache, model)
-    return AccelKernel(config, "matmul", f"matmul ({batch}x){m}x{k} @ {k}x{n}", mapping, p, choice.tiling, plan,
-                       choice.program, (batch, m, k), (batch, m, n), batch * m * k * n, choice.cycles, choice.source,
-                       choice.cached, bias is not None, model, k, n, True)
+    return AccelKernel(config, "matmul", f"matmul ({batch}x){m}x{k} @ {k}x{n}{_zero_points(requant)}", mapping, p,
+                       choice.tiling, plan, choice.program, (batch, m, k), (batch, m, n), batch * m * k * n,
+                       choice.cycles, choice.source, choice.cached, bias is not None, model, k, n, True, requant)

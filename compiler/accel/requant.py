@@ -16,7 +16,8 @@ where every intermediate stays below 2^(acc_width - 1) (`plan_requant` chooses h
 checks). The ALU sequence (one instruction each over an output tile; A = accumulators, T = temp):
 T = 0; T += A; A >>= h; A *= -2^h; T += A (T = lo); A >>= h (A = -hi); A *= -M0; T *= M0; T >>= h;
 A += T; A += RND; A >>= (n - h); A = max(A, low); A = min(A, 127). low is -128, or the zero point
-with ReLU. Bias is added first (A += bias row).
+with ReLU. zero_point is the accelerator's int8 one (`Requant.device_output_zero_point`: a uint8 output
+is computed as int8 with its zero point - 128 and shifted back by the kernel). Bias is added first (A += bias row).
 
 Mode "pow2" (every M_k an exact power of two 2^-n_k, as `tensorweave quantize --scales pow2` makes
 them): with the ALU's RSHR (round to nearest, ties to even, as QuantizeLinear rounds) one ADD of the
@@ -102,10 +103,11 @@ def plan_requant(config: AccelConfig, requant: Requant, channels: int, bound: in
         raise AccelError(f"accumulators may reach {bound - 1} in magnitude, beyond the config '{config.name}' "
                          f"acc_width of {width} bits; use fewer input channels per output or a wider accumulator")
     mult = requant.multipliers(channels).astype(np.float64)
-    zp = int(requant.output_zero_point)
+    zp = requant.device_output_zero_point  # a uint8 output is computed in int8, shifted by 128
     lo_out, hi_out = -(1 << (config.out_width - 1)), (1 << (config.out_width - 1)) - 1
     if not lo_out <= zp <= hi_out:
-        raise AccelError(f"Requant.output_zero_point = {zp} is outside int{config.out_width} ({lo_out}..{hi_out})")
+        raise AccelError(f"Requant.output_zero_point = {requant.output_zero_point} ({requant.output_dtype}) is "
+                         f"outside int{config.out_width} ({lo_out}..{hi_out}) on the accelerator")
     low = zp if requant.relu else lo_out
     mantissa, exponent = np.frexp(mult)
     pow2 = bool(np.all(mantissa == 0.5)) and bool(np.all(exponent <= 1))
@@ -185,12 +187,17 @@ def _round_half_even(v: np.ndarray, n: np.ndarray) -> np.ndarray:
 
 
 def requantize_float(acc: np.ndarray, requant: Requant, out_width: int = 8, channel_axis: int = 1) -> np.ndarray:
-    """onnxruntime's float32 requantization: round-half-even(float(acc) * M) + zp, clamped (ReLU at zp)."""
+    """onnxruntime's float32 requantization: round-half-even(float(acc) * M) + zp, clamped to the output type
+    (int`out_width`, or uint8 for `requant.output_dtype` "uint8"; ReLU at zp). `acc` is the true accumulator
+    sum(w * (x - zp_x)) + bias."""
     v = np.asarray(acc)
     mult = requant.multipliers(v.shape[channel_axis])
     shape = [1] * v.ndim
     shape[channel_axis] = -1
     scaled = v.astype(np.float32) * mult.reshape(shape)
     y = np.rint(scaled).astype(np.int64) + requant.output_zero_point
-    low = requant.output_zero_point if requant.relu else -(1 << (out_width - 1))
-    return np.clip(y, low, (1 << (out_width - 1)) - 1)
+    if requant.output_dtype == "uint8":
+        low, high = 0, 255
+    else:
+        low, high = -(1 << (out_width - 1)), (1 << (out_width - 1)) - 1
+    return np.clip(y, requant.output_zero_point if requant.relu else low, high)

@@ -64,16 +64,28 @@ class ConvSpec(Conv2dParams):
                 * (self.in_channels // self.groups) * self.kernel[0] * self.kernel[1])
 
 
+ACTIVATION_DTYPES = {"int8": (-128, 127), "uint8": (0, 255)}
+
+
 @dataclass(frozen=True)
 class Requant:
-    """y = clamp(round((acc + bias) * input_scale * weight_scale[k] / output_scale) + output_zero_point),
-    ReLU as a lower clamp at the zero point. Activations are symmetric int8 (zero point 0)."""
+    """y = clamp(round((acc + bias - input_zero_point * sum(w_k)) * input_scale * weight_scale[k] / output_scale)
+    + output_zero_point) into the output type's range, ReLU as a lower clamp at the zero point.
+
+    `input_dtype` / `output_dtype` are the model's activation types ("int8" or "uint8") and the zero points
+    are in them (onnxruntime's defaults: uint8 or int8 activations with any zero point). The accelerator
+    computes in int8: a uint8 x enters shifted by -128 (exact), its zero point with it (`device_input_zero_point`),
+    and a uint8 y leaves shifted by +128 from an int8 result with zero point `device_output_zero_point`.
+    The input zero point's term is folded into the bias (`folded_bias`); padding takes the zero point."""
 
     input_scale: float
     weight_scales: tuple[float, ...]
     output_scale: float
     output_zero_point: int = 0
     relu: bool = False
+    input_zero_point: int = 0
+    input_dtype: str = "int8"
+    output_dtype: str = "int8"
 
     def __post_init__(self) -> None:
         scales = tuple(float(s) for s in np.atleast_1d(self.weight_scales))
@@ -84,6 +96,44 @@ class Requant:
                 raise AccelError(f"Requant.{name} = {value} must be a positive finite number")
         if not scales:
             raise AccelError("Requant.weight_scales is empty; give one scale or one per output channel")
+        for side in ("input", "output"):
+            dtype, zp = getattr(self, f"{side}_dtype"), int(getattr(self, f"{side}_zero_point"))
+            if dtype not in ACTIVATION_DTYPES:
+                raise AccelError(f"Requant.{side}_dtype = '{dtype}'; the accelerator takes "
+                                 f"{' or '.join(ACTIVATION_DTYPES)} activations")
+            lo, hi = ACTIVATION_DTYPES[dtype]
+            if not lo <= zp <= hi:
+                raise AccelError(f"Requant.{side}_zero_point = {zp} is outside {dtype} ({lo}..{hi})")
+            object.__setattr__(self, f"{side}_zero_point", zp)
+
+    @property
+    def input_offset(self) -> int:
+        """What is subtracted from an input value to give the accelerator's int8 value (128 for uint8)."""
+        return 128 if self.input_dtype == "uint8" else 0
+
+    @property
+    def output_offset(self) -> int:
+        """What is added to the accelerator's int8 result to give the output value (128 for uint8)."""
+        return 128 if self.output_dtype == "uint8" else 0
+
+    @property
+    def device_input_zero_point(self) -> int:
+        return self.input_zero_point - self.input_offset
+
+    @property
+    def device_output_zero_point(self) -> int:
+        return self.output_zero_point - self.output_offset
+
+    def folded_bias(self, weight: np.ndarray, bias: np.ndarray | None) -> np.ndarray | None:
+        """bias - zp_x' * sum(w_k) per output channel (weight (K, ...), output channels first): the input
+        zero point's term of sum(w * (x - zp_x')), so the accelerator sums w * x' alone. None stays None
+        when the zero point is 0."""
+        zp = self.device_input_zero_point
+        if zp == 0:
+            return bias
+        w = np.asarray(weight, dtype=np.int64)
+        folded = -zp * w.reshape(w.shape[0], -1).sum(axis=1)
+        return folded if bias is None else folded + np.asarray(bias, dtype=np.int64)
 
     def multipliers(self, channels: int) -> np.ndarray:
         """The real multiplier per output channel, computed in float32 as onnxruntime does."""

@@ -92,7 +92,7 @@ def test_cli_quantize_compile_run(tmp_path, capsys):
     assert "int8 QDQ (power-of-two scales), calibrated on 4 random samples" in capsys.readouterr().out
     assert main(["compile", str(qdq), "--config", "vta-default", "--explain", "-o", str(tmp_path / "c")]) == 0
     out = capsys.readouterr().out
-    assert "[accel] conv3" in out and "total" in out and "matched layers left on the CPU" in out
+    assert "[accel] conv3" in out and "total" in out and "Conv/Gemm/MatMul layers left on the CPU, and why:" in out
     x = np.random.default_rng(9).standard_normal((1, 3, 16, 16)).astype(np.float32)
     np.save(tmp_path / "x.npy", x)
     assert main(["run", str(tmp_path / "c"), "--check", "--check-layers", "--input", f"input={tmp_path / 'x.npy'}"]) == 0

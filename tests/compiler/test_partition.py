@@ -11,7 +11,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from tensorweave.compiler.frontend import from_onnx
 from tensorweave.compiler.models import small_cnn
-from tensorweave.compiler.partition import ACCEL_DOMAIN, find_layers, fuse_accel_layers
+from tensorweave.compiler.partition import ACCEL_DOMAIN, find_layers, fuse_accel_layers, match_layers
 from tensorweave.compiler.quantize import quantize_model
 
 
@@ -117,5 +117,21 @@ def test_pattern_conditions():
     fused, _ = fuse_accel_layers(from_onnx(_qdq_conv(0, 0.2)), lambda g, m: None)
     assert [n.op for n in fused.nodes] == ["QConv", "DequantizeLinear", "Relu", "QuantizeLinear"]
     assert fused.nodes[0].attrs["relu"] == 0
-    # asymmetric activations (zero point 3) are not the accelerator's convention
-    assert find_layers(from_onnx(_qdq_conv(3, 0.1))) == []
+    # asymmetric activations (zero point 3, as onnxruntime's defaults write them) match; the zero point goes to
+    # the fused node (the lowering folds it into the bias), the Relu is max(q, 3)
+    (m,) = find_layers(from_onnx(_qdq_conv(3, 0.1)))
+    assert (m.input_zero_point, m.output_zero_point, m.relu, m.input_dtype, m.output_dtype) == (3, 3, True, "int8",
+                                                                                               "int8")
+    fused, _ = fuse_accel_layers(from_onnx(_qdq_conv(3, 0.1)), lambda g, m: None)
+    assert fused.nodes[0].attrs["input_zero_point"] == 3 and "conv" in fused.nodes[0].attrs["fuses"]
+    # a zero point 0 int8 layer's fused node carries no zero-point attributes (as before)
+    assert "input_zero_point" not in fuse_accel_layers(from_onnx(_qdq_conv(0, 0.1)), lambda g, m: None)[0].nodes[0].attrs
+
+
+def test_every_conv_gemm_matmul_that_does_not_match_says_why():
+    found, why = match_layers(from_onnx(small_cnn()))  # a float model
+    assert found == [] and set(why) == {"conv1", "conv2", "conv3", "fc"}
+    assert why["conv1"] == ("not a quantized layer the accelerator runs: its input 'input' is not dequantized "
+                            "int8/uint8 (it comes from the graph input)")
+    fused, refused = fuse_accel_layers(from_onnx(small_cnn()), lambda g, m: None)
+    assert refused == why and not any(n.domain == ACCEL_DOMAIN for n in fused.nodes)
