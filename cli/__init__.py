@@ -15,6 +15,7 @@ from ..errors import TensorweaveError
 from ..isa import Program, ProgramError, assemble, build_isa, disassemble
 from ..isa.codegen import markdown
 from ..sim import run_functional
+from .buildable import check_args
 
 USER_ERRORS = (TensorweaveError, FileNotFoundError)
 
@@ -178,6 +179,7 @@ def _register_plugin(module: str, sub) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        check_args(args)  # every command refuses an unbuildable config the same way
         return int(args.func(args))
     except USER_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
