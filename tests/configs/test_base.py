@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import pytest
-
 from tensorweave.cli import main
 from tensorweave.cli.buildable import check_buildable, fixes, load_buildable
 from tensorweave.configs import AccelConfig, ConfigError, load_config
