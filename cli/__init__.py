@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import __version__
 from ..configs import AccelConfig, load_config, preset_names
 from ..contract.codegen import check_all, write_all
 from ..errors import TensorweaveError
@@ -128,6 +129,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tensorweave", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"tensorweave {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def add(name: str, func: Callable[[argparse.Namespace], int], help: str, into=sub) -> argparse.ArgumentParser:
@@ -168,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Each area's subcommands live in its own module here: cli/<area>.py defines
 # `register(subparsers)`, adding parsers whose `func(args) -> int` is set with set_defaults.
-PLUGIN_MODULES = ("hw", "rtl", "compiler", "fpga", "dse")
+PLUGIN_MODULES = ("hw", "rtl", "compiler", "fpga", "dse", "cache")
 
 
 def _register_plugin(module: str, sub) -> None:
