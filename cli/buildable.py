@@ -9,24 +9,32 @@ of a config field makes it fit (each candidate is tried against the ISA, not gue
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
 
 from ..configs import AccelConfig, ConfigError, load_config
 from ..isa import build_isa
 from ..isa.spec import ISAError
 
-# The fields whose size sets the index widths of the instruction and micro-op formats, and the
-# direction in which a change frees bits (smaller buffers need fewer index bits; a wider micro-op
-# word has room for wider micro-op fields).
+# The fields whose sizes set the index widths of the formats: a smaller buffer needs fewer index
+# bits. (A wider micro-op word is no fix with today's isa.yaml: every micro-op field appears twice in
+# the GEMM instruction, which overflows first.)
 _SHRINK = ("inp_buffer_bytes", "wgt_buffer_bytes", "acc_buffer_bytes", "uop_buffer_bytes")
-_WIDEN = {"uop_width": (32, 64)}
 
 
-def _fits(config: AccelConfig, **change: int) -> bool:
+def _changed(config: AccelConfig, **change: int) -> AccelConfig | None:
+    """`config` with `change`, or None where the change leaves the field's allowed range."""
     try:
-        build_isa(dataclasses.replace(config, **change))
-    except (ConfigError, ISAError):
+        return AccelConfig.from_dict({**config.to_dict(), **change}, source=config.source)
+    except ConfigError:
+        return None
+
+
+def _fits(config: AccelConfig | None) -> bool:
+    if config is None:
+        return False
+    try:
+        build_isa(config)
+    except ISAError:
         return False
     return True
 
@@ -37,18 +45,11 @@ def fixes(config: AccelConfig) -> list[str]:
     found = []
     for name in _SHRINK:
         value = getattr(config, name) // 2
-        while value >= 1:
-            try:
-                if _fits(config, **{name: value}):
-                    found.append(f"{name} <= {value} (now {getattr(config, name)})")
-                    break
-            except ConfigError:  # below the field's range: no smaller value of it fits
+        while (candidate := _changed(config, **{name: value})) is not None:
+            if _fits(candidate):
+                found.append(f"{name} <= {value} (now {getattr(config, name)})")
                 break
             value //= 2
-    for name, choices in _WIDEN.items():
-        wider = [v for v in choices if v > getattr(config, name) and _fits(config, **{name: v})]
-        if wider:
-            found.append(f"{name}: {wider[0]} (now {getattr(config, name)})")
     return found
 
 
@@ -60,7 +61,7 @@ def check_buildable(config: AccelConfig) -> None:
     except ISAError as exc:
         changes = fixes(config)
         advice = ("; changes that fit (any one): " + ", or ".join(changes)) if changes else \
-            "; no single change of a buffer size or uop_width makes it fit"
+            "; no single change of a buffer size makes it fit"
         raise ConfigError(f"{config.source}: config '{config.name}' cannot be built: {exc}{advice}") from None
 
 
