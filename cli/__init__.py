@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import __version__
 from ..configs import AccelConfig, load_config, preset_names
 from ..contract.codegen import check_all, write_all
 from ..errors import TensorweaveError
@@ -128,9 +127,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args.config, engine=args.engine)
 
 
+def _version() -> str:
+    """The installed distribution's version (importing the root package from here would make an
+    import edge up from the bottom layer's __init__)."""
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("tensorweave")
+    except PackageNotFoundError:  # run from a checkout on PYTHONPATH without installing it
+        return "(not installed: unknown version)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tensorweave", description=__doc__)
-    parser.add_argument("--version", action="version", version=f"tensorweave {__version__}")
+    parser.add_argument("--version", action="version", version=f"tensorweave {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def add(name: str, func: Callable[[argparse.Namespace], int], help: str, into=sub) -> argparse.ArgumentParser:

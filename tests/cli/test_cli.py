@@ -70,9 +70,12 @@ def test_demo_runs_the_small_cnn(capsys):
 
 
 def test_version(capsys):
-    """`--version` prints the package's version, the one pyproject.toml declares."""
+    """`--version` prints the installed version (importlib.metadata), the one pyproject.toml declares."""
     with pytest.raises(SystemExit) as exit_info:
         main(["--version"])
     assert exit_info.value.code == 0
     declared = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())["project"]["version"]
     assert capsys.readouterr().out == f"tensorweave {declared}\n"
+    import tensorweave
+
+    assert tensorweave.__version__ == declared  # the package's own record agrees
