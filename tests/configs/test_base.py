@@ -123,3 +123,17 @@ def test_a_three_line_config_works_in_the_commands(tmp_path, capsys):
     assert "output" in capsys.readouterr().out
     assert main(["sim", str(program), "--config", "tiny"]) == 2  # a derived config is a different design
     assert "built for config 'small'" in capsys.readouterr().err
+
+
+def test_a_three_line_config_drives_the_hardware_and_the_compiler(tmp_path, capsys):
+    """The same kind of file through `hw verilog` (its bus width reaches the AXI port) and `demo`
+    (quantize, compile for the accelerator, run, compare with onnxruntime)."""
+    small = _write(tmp_path / "small.yaml", "base: tiny\nclock_mhz: 150\nbus_width: 128\n")
+    assert main(["hw", "verilog", "--config", str(small), "-o", str(tmp_path / "rtl")]) == 0
+    assert main(["hw", "verilog", "--config", "tiny", "-o", str(tmp_path / "rtl-tiny")]) == 0
+    ours, theirs = ((tmp_path / d / "tensorweave_top.v").read_text() for d in ("rtl", "rtl-tiny"))
+    assert "input [127:0] dram__rdata;" in ours and "input [63:0] dram__rdata;" in theirs
+    capsys.readouterr()
+    assert main(["demo", "--config", str(small)]) == 0
+    out = capsys.readouterr().out
+    assert "AGREES with onnxruntime" in out and "small" in out
