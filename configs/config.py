@@ -309,8 +309,8 @@ def _resolve_base(data: Any, path: Path, chain: tuple[Path, ...] = ()) -> Any:
             guess = f" (did you mean '{hint[0]}'?)" if hint else ""
             raise ConfigError(f"{path}: unknown field '{key}'{guess}; known fields: base, {', '.join(known)}")
     merged = {**base, **{k: v for k, v in data.items() if k != "base"}}
-    if "name" not in data:
-        merged["name"] = path.stem
+    if "name" not in data:  # a derived config is another design: not named after its base
+        merged["name"] = "".join(c if c.isalnum() or c in "-_" else "-" for c in path.stem) or "config"
     return merged
 
 

@@ -34,6 +34,10 @@ def test_name_given_wins_and_path_base_is_relative_to_the_file(tmp_path):
     assert load_config(tmp_path / "mid.yaml").name == "middle"
 
 
+def test_a_file_name_that_is_no_config_name_is_made_one(tmp_path):
+    assert load_config(_write(tmp_path / "my fast.v2.yaml", "base: tiny\nclock_mhz: 50\n")).name == "my-fast-v2"
+
+
 def test_chain_of_three_later_files_override_earlier(tmp_path):
     _write(tmp_path / "a.yaml", "base: vta-default\nclock_mhz: 120\nbus_width: 128\n")
     _write(tmp_path / "b.yaml", "base: a.yaml\nclock_mhz: 140\n")
