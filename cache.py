@@ -11,6 +11,10 @@ into place, so a reader sees the old entry or the whole new one, never a partial
 failure leaves nothing behind. `locked` holds an exclusive `fcntl` lock on a lock file, so processes
 sharing a cache build an entry once.
 
+Housekeeping (`tensorweave cache info|clear`): `cache_kinds` lists the `<kind>-v<version>` folders
+under the root with their sizes and entry counts; `clear` removes them (one kind or all). Only
+folders named by the layout are touched, never anything else that happens to be in the root.
+
 This module is at the bottom of the package (beside `errors`): it imports nothing of tensorweave's
 but the error class.
 """
@@ -24,14 +28,17 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import TensorweaveError
 
-__all__ = ["ENV", "CacheError", "atomic_path", "atomic_write", "cache_dir", "cache_root", "locked"]
+__all__ = ["ENV", "CacheError", "CacheFolder", "atomic_path", "atomic_write", "cache_dir", "cache_kinds",
+           "cache_root", "cache_size", "clear", "locked"]
 
 ENV = "TENSORWEAVE_CACHE"
 _KIND = re.compile(r"[a-z][a-z0-9_]*")
+_FOLDER = re.compile(r"(?P<kind>[a-z][a-z0-9_]*)-v(?P<version>[1-9][0-9]*)")
 
 
 class CacheError(TensorweaveError):
@@ -110,3 +117,64 @@ def locked(lock_file: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@dataclass(frozen=True)
+class CacheFolder:
+    """One `<kind>-v<version>` folder of the cache: its bytes on disk and its entries (the names in it,
+    less lock files and unfinished temporary ones)."""
+
+    kind: str
+    version: int
+    path: Path
+    size: int
+    entries: int
+
+
+def cache_size(path: Path) -> int:
+    """Bytes of the regular files under `path` (a file: its own size); symbolic links are not followed."""
+    if path.is_symlink() or path.is_file():
+        return path.lstat().st_size if path.is_file() and not path.is_symlink() else 0
+    total = 0
+    for parent, _, files in os.walk(path):
+        for name in files:
+            file = Path(parent) / name
+            if not file.is_symlink():
+                try:
+                    total += file.stat().st_size
+                except OSError:  # removed while we walked (another process finishing an atomic write)
+                    pass
+    return total
+
+
+def _entries(path: Path) -> int:
+    return sum(1 for p in path.iterdir() if not p.name.startswith(".") and p.suffix != ".lock")
+
+
+def cache_kinds(kind: str | None = None) -> list[CacheFolder]:
+    """The cache's `<kind>-v<version>` folders (only those of `kind` when given), by kind then version;
+    empty when the root does not exist yet."""
+    root = cache_root()
+    if not root.is_dir():
+        return []
+    found = []
+    for path in root.iterdir():
+        match = _FOLDER.fullmatch(path.name)
+        if match and path.is_dir() and not path.is_symlink() and kind in (None, match["kind"]):
+            found.append(CacheFolder(match["kind"], int(match["version"]), path, cache_size(path), _entries(path)))
+    return sorted(found, key=lambda f: (f.kind, f.version))
+
+
+def clear(kind: str | None = None) -> list[CacheFolder]:
+    """Remove every version folder of cache `kind` (all kinds when None); returns what was removed.
+    A kind with no folder is an error naming the kinds there are, so a typo does not pass as done."""
+    if kind is not None and not _KIND.fullmatch(kind):
+        raise CacheError(f"a cache kind is lowercase letters, digits and '_', not {kind!r}")
+    folders = cache_kinds(kind)
+    if kind is not None and not folders:
+        present = sorted({f.kind for f in cache_kinds()})
+        raise CacheError(f"no cache of kind '{kind}' in {cache_root()}; kinds there: "
+                         + (", ".join(present) if present else "none (the cache is empty)"))
+    for folder in folders:
+        shutil.rmtree(folder.path)
+    return folders

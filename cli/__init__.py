@@ -15,6 +15,8 @@ from ..errors import TensorweaveError
 from ..isa import Program, ProgramError, assemble, build_isa, disassemble
 from ..isa.codegen import markdown
 from ..sim import run_functional
+from .buildable import check_args
+from .examples import find_source
 
 USER_ERRORS = (TensorweaveError, FileNotFoundError)
 
@@ -78,11 +80,11 @@ def _program_config(program: Program, name: str | None) -> AccelConfig:
 
 
 def cmd_asm(args: argparse.Namespace) -> int:
-    source = Path(args.source)
-    if not source.is_file():
-        raise FileNotFoundError(f"assembler source '{source}' does not exist")
+    source = find_source(args.source)
     program = assemble(source.read_text(), load_config(args.config), source=str(source))
-    output = Path(args.output or source.with_suffix(".twp"))
+    # a shipped example's program goes to the working folder, not into the installed package
+    output = Path(args.output or (source.with_suffix(".twp") if source == Path(args.source) else
+                                  Path(source.with_suffix(".twp").name)))
     program.save(output)
     print(f"wrote {output}: {len(program.insns)} instructions, {len(program.uops)} micro-ops, "
           f"{len(program.tensors)} tensors, {program.dram_bytes} bytes of DRAM")
@@ -125,8 +127,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args.config, engine=args.engine)
 
 
+def _version() -> str:
+    """The installed distribution's version (importing the root package from here would make an
+    import edge up from the bottom layer's __init__)."""
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("tensorweave")
+    except PackageNotFoundError:  # run from a checkout on PYTHONPATH without installing it
+        return "(not installed: unknown version)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tensorweave", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"tensorweave {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def add(name: str, func: Callable[[argparse.Namespace], int], help: str, into=sub) -> argparse.ArgumentParser:
@@ -147,8 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true", help="only report files that are out of date")
 
     p = add("asm", cmd_asm, "assemble a program (.s) into a program file (.twp)")
-    p.add_argument("source")
-    p.add_argument("-o", "--output")
+    p.add_argument("source", help="assembler file, or the name of a shipped example (`tensorweave examples`)")
+    p.add_argument("-o", "--output", help="program file to write (default: the source's name with .twp)")
     p.add_argument("--config", default="vta-default")
     add("disasm", cmd_disasm, "print a program file as assembler text").add_argument("program")
     p = add("sim", cmd_sim, "run a program file on the functional simulator")
@@ -167,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Each area's subcommands live in its own module here: cli/<area>.py defines
 # `register(subparsers)`, adding parsers whose `func(args) -> int` is set with set_defaults.
-PLUGIN_MODULES = ("hw", "rtl", "compiler", "fpga", "dse")
+PLUGIN_MODULES = ("hw", "rtl", "compiler", "fpga", "dse", "cache", "examples")
 
 
 def _register_plugin(module: str, sub) -> None:
@@ -178,6 +191,7 @@ def _register_plugin(module: str, sub) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        check_args(args)  # every command refuses an unbuildable config the same way
         return int(args.func(args))
     except USER_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -7,14 +7,18 @@ import argparse
 from pathlib import Path
 
 from ..configs import load_config
+from ..configs.config import PRESET_DIR
+from ..dse.space import SweepError
 from ..isa import Program
+
+SPACES = PRESET_DIR / "sweeps"
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from ..dse.runner import run_sweep
     from ..dse.space import load_space
 
-    space = load_space(args.space)
+    space = load_space(space_path(args.space))
     output = Path(args.output or Path("out") / "dse" / space.name)
     result = run_sweep(space, output, workers=args.workers, ray_address=args.ray, fresh=args.fresh,
                        progress=not args.quiet, max_points=args.max_points)
@@ -24,6 +28,21 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     for kind, path in result.paths.items():
         print(f"{kind:<8} {path}")
     return 0
+
+
+def space_names() -> list[str]:
+    return sorted(p.stem for p in SPACES.glob("*.yaml"))
+
+
+def space_path(name_or_path: str) -> Path:
+    """A sweep space file: an existing path, else a space shipped in configs/sweeps by name."""
+    path = Path(name_or_path)
+    if path.exists() or path.suffix or len(path.parts) > 1:
+        return path  # load_space names a missing file
+    if (SPACES / f"{name_or_path}.yaml").is_file():
+        return SPACES / f"{name_or_path}.yaml"
+    raise SweepError(f"no sweep space named '{name_or_path}'; shipped spaces: {', '.join(space_names())} "
+                     "(or give the path of a sweep space YAML file)")
 
 
 def _print_front(result) -> None:
@@ -74,10 +93,10 @@ def cmd_area(args: argparse.Namespace) -> int:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("sweep", help="run a design-space sweep (configs/sweeps/*.yaml)",
+    p = subparsers.add_parser("sweep", help="run a design-space sweep (a shipped space by name, or a YAML file)",
                               description="Evaluate a sweep space's design points with the cycle and area models; "
                                           "writes results.csv/.parquet, pareto.png/.svg and report.html.")
-    p.add_argument("space", help="sweep space YAML file")
+    p.add_argument("space", help=f"a shipped space ({', '.join(space_names())}) or a sweep space YAML file")
     p.add_argument("-o", "--output", help="results folder (default out/dse/<space name>); reruns resume here")
     p.add_argument("-j", "--workers", type=int, help="local worker processes (default: CPU count)")
     p.add_argument("--ray", metavar="ADDRESS", help="run on a Ray cluster ('auto', 'local', or host:port); "

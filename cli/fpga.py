@@ -124,20 +124,27 @@ def cmd_project(args: argparse.Namespace) -> int:
 
 def cmd_fit_table(args: argparse.Namespace) -> int:
     from ..fpga.fit import ESTIMATES, TABLE, load_estimates, refresh, render, stale_estimates, write_table
+    # The table is documentation (docs/fpga/): an installed package has the estimates, not the docs.
+    checkout = TABLE.parent.is_dir()
     if args.check:
-        stale = stale_estimates(verilog=True)
-        current = TABLE.is_file() and TABLE.read_text() == render(load_estimates())
+        stale = stale_estimates(verilog=True, presets=args.presets)
+        current = not checkout or (TABLE.is_file() and TABLE.read_text() == render(load_estimates()))
         for name in stale:
             print(f"stale estimate (its preset or the accelerator's Verilog changed): {name}")
         if not current:
             print(f"{TABLE} is not the render of {ESTIMATES}: run `tensorweave fpga fit-table`")
         if current and not stale:
-            print(f"{TABLE} is current: {len(load_estimates())} estimates, each of today's preset and Verilog")
+            what = f"{TABLE} is current" if checkout else f"{ESTIMATES} (an installed package: no table to check)"
+            checked = "" if args.presets is None else f" (Verilog checked for {', '.join(args.presets)})"
+            print(f"{what}: {len(load_estimates())} estimates, each of today's preset and Verilog{checked}")
         return 0 if current and not stale else 1
     if args.refresh:
         for path in refresh(args.presets, args.boards, progress=not args.quiet, jobs=args.jobs):
             print(f"wrote {path}")
-    print(f"wrote {write_table()}")
+    if args.output or checkout:
+        print(f"wrote {write_table(table=Path(args.output) if args.output else TABLE)}")
+    else:
+        print(render(load_estimates()), end="")
     return 0
 
 
@@ -173,7 +180,9 @@ def register(subparsers) -> None:
             p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     p = add("fit-table", cmd_fit_table, "render docs/fpga/fit-table.md from the stored estimates (or refresh them)")
     p.add_argument("--refresh", action="store_true", help="re-synthesize (minutes per preset) before rendering")
-    p.add_argument("--presets", nargs="*", help="presets to refresh (default: all)")
+    p.add_argument("--presets", nargs="*", help="presets to refresh or --check (default: all)")
+    p.add_argument("-o", "--output", help="write the table here (default docs/fpga/fit-table.md in a checkout; "
+                                          "printed when installed)")
     p.add_argument("--boards", nargs="*", help="boards to refresh (default: all)")
     p.add_argument("-j", "--jobs", type=int, default=1,
                    help="with --refresh: syntheses run at once (one core each; a large preset needs several GB)")

@@ -264,13 +264,59 @@ def preset_names() -> list[str]:
     return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
 
 
-def load_config(name_or_path: str | Path) -> AccelConfig:
-    """Load a preset by name (e.g. 'vta-default') or any YAML file by path."""
+def _config_path(name_or_path: str | Path, relative_to: Path | None = None) -> Path:
+    """The YAML file of a preset name or a path (a relative path from `relative_to`, else the working folder)."""
     path = Path(name_or_path)
+    if relative_to is not None and not path.is_absolute() and (path.suffix or len(path.parts) > 1):
+        path = relative_to / path
     if not path.suffix and not path.exists():
         path = PRESET_DIR / f"{name_or_path}.yaml"
         if not path.exists():
             raise ConfigError(f"no config preset named '{name_or_path}'; presets: {', '.join(preset_names())}"
                               " (or give a path to a .yaml file)")
-    data = read_yaml(path, ConfigError, "config file")
+    return path
+
+
+def _resolve_base(data: Any, path: Path, chain: tuple[Path, ...] = ()) -> Any:
+    """`data` (read from `path`) with its `base: NAME` replaced by the base's fields, `data`'s own fields
+    overriding them. NAME is a preset name or a YAML path (relative to `path`'s folder); a base may
+    have a base of its own. Without `name:` a derived config is named after its file. Each file's
+    fields are checked by name here (so an unknown field names the file it is in); values are checked
+    once, on the merged config, by `AccelConfig.from_dict`."""
+    if not isinstance(data, dict) or "base" not in data:
+        return data
+    here = path.resolve()
+    chain = (*chain, here)
+    spec = data["base"]
+    if not isinstance(spec, str) or not spec:
+        raise ConfigError(f"{path}: field 'base': {spec!r} is not allowed; allowed: a preset name "
+                          f"({', '.join(preset_names())}) or the path of a config YAML file")
+    try:
+        base_path = _config_path(spec, relative_to=path.parent)
+        if base_path.resolve() in chain:
+            cycle = " -> ".join(str(p) for p in (*chain, base_path.resolve()))
+            raise ConfigError(f"'{spec}' leads back to a config already in the chain: {cycle}")
+        base_data = read_yaml(base_path, ConfigError, "base config file")
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: field 'base': {exc}") from None
+    base = _resolve_base(base_data, base_path, chain)
+    if not isinstance(base, dict):
+        raise ConfigError(f"{base_path}: a config is a mapping of field: value, not {type(base).__name__}")
+    known = [f.name for f in dataclasses.fields(AccelConfig) if f.name != "source"]
+    for key in [k for k in data if k != "base"]:
+        if key not in known:
+            hint = difflib.get_close_matches(str(key), known, n=1)
+            guess = f" (did you mean '{hint[0]}'?)" if hint else ""
+            raise ConfigError(f"{path}: unknown field '{key}'{guess}; known fields: base, {', '.join(known)}")
+    merged = {**base, **{k: v for k, v in data.items() if k != "base"}}
+    if "name" not in data:  # a derived config is another design: not named after its base
+        merged["name"] = "".join(c if c.isalnum() or c in "-_" else "-" for c in path.stem) or "config"
+    return merged
+
+
+def load_config(name_or_path: str | Path) -> AccelConfig:
+    """Load a preset by name (e.g. 'vta-default') or any YAML file by path. A file may start from
+    another config with `base: NAME` (a preset name or a path) and give only the fields it changes."""
+    path = _config_path(name_or_path)
+    data = _resolve_base(read_yaml(path, ConfigError, "config file"), path)
     return AccelConfig.from_dict(data, source=str(path.name if path.parent == PRESET_DIR else path))

@@ -1,7 +1,7 @@
 # A hand-written blocked GEMM + ReLU + shift for the `tiny` config (block 4x4, batch 1):
 #   C (2 x 8) = max(A (2 x 8) . W (8 x 8)^T, 0) >> 2
 # A is packed as 2 row tiles x 2 reduction tiles of 1x4; W as 2 column tiles x 2 reduction tiles of 4x4.
-#   tensorweave asm examples/gemm_relu_shift.s --config tiny -o /tmp/g.twp && tensorweave sim /tmp/g.twp
+#   tensorweave asm gemm_relu_shift --config tiny -o /tmp/g.twp && tensorweave sim /tmp/g.twp
 .tensor A input int8 2,2,1,4 init=values:1,2,3,4,5,6,7,8,-1,-2,-3,-4,10,20,30,40
 .tensor W weight int8 2,2,4,4 init=values:1,0,0,0,0,1,0,0,0,0,1,0,0,0,0,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,-1,-1,-1,-1,2,2,2,2,0,0,0,0,1,-1,1,-1,3,0,0,0,0,3,0,0,0,0,3,0,0,0,0,3
 .tensor C output int8 2,2,1,4

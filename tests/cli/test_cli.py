@@ -1,7 +1,9 @@
 """The `tensorweave` command, through its entry point."""
 
+import tomllib
 from pathlib import Path
 
+import pytest
 from tensorweave.cli import main
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "gemm_relu_shift.s"
@@ -65,3 +67,15 @@ def test_demo_runs_the_small_cnn(capsys):
     assert main(["demo", "--config", "tiny"]) == 0
     out = capsys.readouterr().out
     assert "AGREES with onnxruntime" in out and "accel" in out
+
+
+def test_version(capsys):
+    """`--version` prints the installed version (importlib.metadata), the one pyproject.toml declares."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    declared = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())["project"]["version"]
+    assert capsys.readouterr().out == f"tensorweave {declared}\n"
+    import tensorweave
+
+    assert tensorweave.__version__ == declared  # the package's own record agrees
