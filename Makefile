@@ -25,11 +25,11 @@ test: $(STAMP) lint typecheck
 	$(BIN)/tensorweave isa generate --check
 	$(BIN)/python -m pytest -q
 
-# The developer's loop: the default run without Verilator builds, yosys / nextpnr runs and the
-# wheel build (markers in pyproject.toml); `make test` (CI) runs them all.
-FAST := not slow and not cosim and not synthesis and not bitstream and not wheel
+# The developer's loop: the default run without Verilator builds, yosys / nextpnr runs, the wheel
+# build, Amaranth simulations and whole models (markers in pyproject.toml); `make test` (CI) runs them all.
+FAST := not slow and not cosim and not synthesis and not bitstream and not wheel and not amaranth and not model
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "$(FAST)"
+	$(BIN)/python -m pytest -q -n auto -m "$(FAST)"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

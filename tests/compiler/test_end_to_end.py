@@ -122,6 +122,7 @@ def test_small_cnn_on_the_rtl_matches_the_functional_engine(cnn_accel):
     np.testing.assert_array_equal(rtl["fc_out"], functional["fc_out"])
 
 
+@pytest.mark.model
 def test_resnet18_end_to_end_on_vta_default_equals_onnxruntime():
     """The acceptance run: ResNet-18 (random weights) quantized by `tensorweave quantize` (int8 QDQ,
     power-of-two scales, the default) on vta-default, functional engine, against onnxruntime (BASIC) on

@@ -129,6 +129,7 @@ def test_a_three_line_config_works_in_the_commands(tmp_path, capsys):
     assert "built for config 'small'" in capsys.readouterr().err
 
 
+@pytest.mark.model
 def test_a_three_line_config_drives_the_hardware_and_the_compiler(tmp_path, capsys):
     """The same kind of file through `hw verilog` (its bus width reaches the AXI port) and `demo`
     (quantize, compile for the accelerator, run, compare with onnxruntime)."""

@@ -17,6 +17,7 @@ def _cache(tmp_path, monkeypatch):
     monkeypatch.setenv("TENSORWEAVE_CACHE", str(tmp_path))
 
 
+@pytest.mark.model
 def test_resnet18_layers_compile_and_fit():
     total = 0
     for name in RESNET18_LAYERS:

@@ -21,12 +21,14 @@ from tensorweave.compiler.backends.cpu.toolchain import build_libraries
 from tensorweave.compiler.frontend import from_onnx
 
 
+@pytest.mark.model
 def test_every_listed_op_has_cases() -> None:
     assert len(OPS) >= 40
     covered = {c.model.graph.node[0].op_type for c in node_cases(excluded=True)}
     assert set(OPS) - covered == set(), "ops without an ONNX node case"
 
 
+@pytest.mark.model
 def test_onnx_node_conformance(capsys: pytest.CaptureFixture[str]) -> None:
     start = time.perf_counter()
     cases = node_cases()

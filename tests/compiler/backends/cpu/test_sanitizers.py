@@ -32,6 +32,7 @@ def _clean(result: subprocess.CompletedProcess) -> str:
     return result.stdout.strip().splitlines()[-1]
 
 
+@pytest.mark.model
 def test_sanitizers_catch_an_out_of_bounds_write(sanitizers: None) -> None:
     """The set-up works: a library writing one element past its output is stopped with a report."""
     script = ("import numpy as np\n"
@@ -51,6 +52,7 @@ def test_sanitizers_catch_an_out_of_bounds_write(sanitizers: None) -> None:
     assert result.returncode != 0 and "heap-buffer-overflow" in result.stderr, result.stderr[-2000:]
 
 
+@pytest.mark.model
 def test_node_cases_and_small_cnn_are_sanitizer_clean(sanitizers: None) -> None:
     last = _clean(run_sanitized(FAST_OPS, ["small_cnn"]))
     assert last.startswith("sanitized: ") and last.endswith(" node cases, 1 models, 0 failures")

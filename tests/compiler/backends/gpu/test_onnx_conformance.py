@@ -76,6 +76,7 @@ def _report(api: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert compared >= 400
 
 
+@pytest.mark.model
 def test_onnx_node_conformance_opencl(opencl: str, capsys: pytest.CaptureFixture[str]) -> None:
     _report(opencl, capsys)
 
