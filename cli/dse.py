@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..configs import load_config
 from ..isa import Program
+from .outputs import check_output
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -15,7 +16,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from ..dse.space import load_space
 
     space = load_space(args.space)
-    output = Path(args.output or Path("out") / "dse" / space.name)
+    # a results folder resumes (results.csv marks it); any other non-empty folder needs --force
+    output = check_output(args.output or Path("out") / "dse" / space.name, "folder", force=args.force,
+                          marker="results.csv", inputs=[args.space])
     result = run_sweep(space, output, workers=args.workers, ray_address=args.ray, fresh=args.fresh,
                        progress=not args.quiet, max_points=args.max_points)
     print(f"sweep {space.name}: {len(result.rows)} points in the table ({result.evaluated} evaluated now, "
@@ -83,6 +86,7 @@ def register(subparsers) -> None:
     p.add_argument("--ray", metavar="ADDRESS", help="run on a Ray cluster ('auto', 'local', or host:port); "
                                                     "needs tensorweave[ray]")
     p.add_argument("--fresh", action="store_true", help="discard earlier results in the output folder")
+    p.add_argument("--force", action="store_true", help="write into a non-empty folder that holds no results.csv")
     p.add_argument("--max-points", type=int, help="stop after evaluating this many new points (resume later)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_sweep)

@@ -18,7 +18,7 @@ Errors are `FrontendError`s naming the node or input at fault.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,17 +41,33 @@ class FrontendError(TensorweaveError):
 
 
 def load_model(model_or_path: onnx.ModelProto | str | Path | bytes) -> onnx.ModelProto:
+    """The ModelProto of a model, a path to a .onnx file or its bytes; a file that is missing, not a
+    file, or not an ONNX model (bad protobuf, no graph, a missing external-data file) is a FrontendError
+    naming it."""
     if isinstance(model_or_path, onnx.ModelProto):
         return model_or_path
     if isinstance(model_or_path, bytes):
-        return onnx.load_from_string(model_or_path)
+        return _parsed(lambda: onnx.load_from_string(model_or_path), "the model bytes")
     path = Path(model_or_path)
+    if path.is_dir():
+        raise FrontendError(f"ONNX model '{path}' is a folder, not a .onnx file")
     if not path.is_file():
         raise FrontendError(f"ONNX model '{path}' does not exist")
+    return _parsed(lambda: onnx.load(str(path)), f"'{path}'")
+
+
+def _parsed(load: Callable[[], onnx.ModelProto], what: str) -> onnx.ModelProto:
     try:
-        return onnx.load(str(path))
-    except Exception as exc:  # protobuf decode errors have many types
-        raise FrontendError(f"'{path}' is not a readable ONNX model: {exc}") from exc
+        model = load()
+    except Exception as exc:  # noqa: BLE001 - protobuf decode, external-data and OS errors have many types
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise FrontendError(f"{what} is not a readable ONNX model: {reason}") from None
+    # protobuf parses many byte strings (an empty file, a truncated one) as a message with fields unset
+    if not model.HasField("graph") or model.ir_version <= 0:
+        missing = "graph" if not model.HasField("graph") else "ir_version"
+        raise FrontendError(f"{what} is not an ONNX model: it has no {missing} (an empty, truncated or "
+                            f"non-ONNX file?)")
+    return model
 
 
 def parse_input_shapes(specs: Sequence[str] | None) -> dict[str, tuple[int, ...]]:
@@ -77,6 +93,11 @@ def default_opset(model: onnx.ModelProto) -> int:
 
 
 def _upgrade(model: onnx.ModelProto) -> onnx.ModelProto:
+    if not any(entry.domain in ("", "ai.onnx") for entry in model.opset_import):
+        imported = ", ".join(f"{e.domain} (opset {e.version})" for e in model.opset_import) or "no domain at all"
+        raise FrontendError(f"the model imports {imported} but not the default ONNX domain (ai.onnx): tensorweave "
+                            f"runs ai.onnx operators, opset {MIN_OPSET} or newer; the ai.onnx.ml and "
+                            "ai.onnx.preview.training domains are not supported")
     opset = default_opset(model)
     if opset >= MIN_OPSET:
         return model
