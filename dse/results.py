@@ -62,26 +62,27 @@ class ResultsTable:
         except OSError as exc:
             raise SweepError(f"{self.csv_path}: cannot read it ({exc.strerror})") from None
         text = data.decode("utf-8", errors="replace")
-        records, bad = _records(text)
-        if not records or records[0][0] != 1:
-            if len(text.splitlines()) > 1:
-                raise SweepError(f"{self.csv_path}: the first line is not a results table's header; "
-                                 "use --fresh or another --output")
+        first, _, rest = text.partition("\n")
+        try:
+            header = next(csv.reader([first.rstrip("\r")], strict=True), [])
+        except csv.Error:
+            header = []
+        if not rest and (header != self.columns or not text.endswith("\n")):
             # empty, or a header cut off before any row was written: nothing is lost by starting again
             atomic_write(self.csv_path, self._line(self.columns))
             if text:
                 self.dropped.append(f"{self.csv_path}: the header line was cut off; started the table again")
             return
-        header = records[0][1]
         if header != self.columns:
             raise SweepError(f"{self.csv_path} has columns {header}, not this space's "
                              f"{self.columns}: it holds another sweep; use --fresh or another --output")
+        records, bad = _records(rest, len(self.columns), first_line=2)
         kept: list[Row] = []
         for line, why in bad:
             last = line == len(text.splitlines())
             what = "a torn last row" if last else "a damaged line"
             self.dropped.append(f"{self.csv_path} line {line}: dropped {what} ({why}); its point is evaluated again")
-        for line, record in records[1:]:
+        for line, record in records:
             row, why = self._typed(record)
             if row is None:
                 self.dropped.append(f"{self.csv_path} line {line}: dropped a damaged row ({why}); "
@@ -154,12 +155,13 @@ class ResultsTable:
         return sorted(self.rows.values(), key=lambda r: r["index"])
 
 
-def _records(text: str) -> tuple[list[tuple[int, list[str]]], list[tuple[int, str]]]:
-    """The whole CSV records of `text` with their first line numbers, and (line, why) of what is not one.
+def _records(text: str, width: int, first_line: int = 1) -> tuple[list[tuple[int, list[str]]], list[tuple[int, str]]]:
+    """The whole CSV records of `width` fields in `text` with their line numbers, and (line, why) of
+    each line that starts none.
 
     Line by line, so damage costs only the lines it is on: a record is the fewest lines starting at
-    the current one that parse as exactly one record ending in a newline (a quoted field may hold
-    newlines); a line that starts no such record within `_MAX_LINES` is dropped alone."""
+    the current one that parse as exactly one record of `width` fields ending in a newline (a quoted
+    field may hold newlines); a line that starts no such record within `_MAX_LINES` is dropped alone."""
     lines = text.splitlines(keepends=True)
     records: list[tuple[int, list[str]]] = []
     bad: list[tuple[int, str]] = []
@@ -177,16 +179,18 @@ def _records(text: str) -> tuple[list[tuple[int, list[str]]], list[tuple[int, st
                     continue
                 break
             if not chunk.endswith("\n"):
-                why = "the last line has no newline: its write was cut off"
-            elif len(parsed) == 1:
-                record = parsed[0]
-            else:
+                why = "the line has no newline: its write was cut off"
+            elif len(parsed) != 1:
                 why = "not one record"
+            elif len(parsed[0]) != width:
+                why = f"{len(parsed[0])} fields, not {width}"
+            else:
+                record = parsed[0]
             break
         if record is None:
-            bad.append((i + 1, why or "a quoted field is never closed"))
+            bad.append((first_line + i, why or "a quoted field is never closed"))
             i += 1
         else:
-            records.append((i + 1, record))
+            records.append((first_line + i, record))
             i = j
     return records, bad
