@@ -8,6 +8,7 @@ structures or objects, or values that do not fit the input's dtype.
 
 from __future__ import annotations
 
+import tokenize
 import zipfile
 from pathlib import Path
 
@@ -19,7 +20,8 @@ __all__ = ["cast_to", "read_npy", "read_npz"]
 
 # what a damaged .npy / .npz raises inside NumPy and zipfile
 _READ_ERRORS = (OSError, EOFError, ValueError, TypeError, KeyError, IndexError, MemoryError, OverflowError,
-                UnicodeError, SyntaxError, zipfile.BadZipFile, NotImplementedError, RecursionError)
+                UnicodeError, SyntaxError, tokenize.TokenError, zipfile.BadZipFile, NotImplementedError,
+                RecursionError)
 
 
 def _open(path: Path, what: str, error: type[TensorweaveError]):
@@ -88,4 +90,8 @@ def cast_to(array: np.ndarray, dtype: str | np.dtype, what: str, error: type[Ten
         if low < info.min or high > info.max:
             raise error(f"{what}: values {low}..{high} do not fit the input's {target} range "
                         f"{info.min}..{info.max}")
+    if target.kind == "f" and have.kind == "f" and target.itemsize < have.itemsize and array.size:
+        finite = np.abs(array[np.isfinite(array)])
+        if finite.size and finite.max() > np.finfo(target).max:
+            raise error(f"{what}: value {finite.max()} is beyond the input's {target} range")
     return array.astype(target)

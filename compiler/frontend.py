@@ -67,6 +67,13 @@ def _parsed(load: Callable[[], onnx.ModelProto], what: str) -> onnx.ModelProto:
         missing = "graph" if not model.HasField("graph") else "ir_version"
         raise FrontendError(f"{what} is not an ONNX model: it has no {missing} (an empty, truncated or "
                             f"non-ONNX file?)")
+    # onnx's structural checks (tensor sizes and types, node and value names, opset imports) before any
+    # of the model is used: a damaged file fails here, naming what the checker found
+    try:
+        onnx.checker.check_model(model)
+    except (onnx.checker.ValidationError, ValueError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise FrontendError(f"{what} is not a valid ONNX model: {reason}") from None
     return model
 
 

@@ -7,7 +7,7 @@ it only ever grows by whole rows, which a line-oriented file does safely:
   fsynced, so a crash (kill -9, power loss) can tear at most the last line.
 - Reading (resume): a record is kept only when it is whole and well-formed: the file's last line
   must end with a newline, every record must have the table's columns, every number must parse,
-  every key must be a point key. Anything else (a torn last row: cut among the numbers or inside
+  every key must be its point's key. Anything else (a torn last row: cut among the numbers or inside
   the quoted config, or damage in the middle) is dropped with a warning in `dropped`, and the file
   is rewritten without it before anything is appended, so the point is simply evaluated again and
   a half-written quoted field can never swallow the next row. A file of another sweep (other
@@ -20,18 +20,16 @@ import csv
 import io
 import math
 import os
-import re
 from pathlib import Path
 from typing import Any
 
 from ..cache import atomic_path, atomic_write
-from .evaluate import columns
-from .space import SweepError, SweepSpace
+from .evaluate import _cell, columns
+from .space import SweepError, SweepSpace, point_key
 
 __all__ = ["ResultsTable", "Row"]
 
 Row = dict[str, Any]
-_KEY = re.compile(r"[0-9a-f]{10}")
 _MAX_INDEX = 2**53
 _MAX_LINES = 64  # the most lines one record spans (an error message with newlines)
 
@@ -117,8 +115,13 @@ class ResultsTable:
                     row[metric] = float(raw[metric])
         except ValueError as exc:
             return None, str(exc)
-        if not _KEY.fullmatch(raw["key"]):
-            return None, f"key {raw['key']!r} is not a point key"
+        point = {}
+        for name, values in self.space.parameters.items():
+            # list-valued parameters (alu_ops) are stored as their comma-joined text
+            matches = [v for v in values if _cell(v) == row[name] or v == row[name]]
+            point[name] = matches[0] if matches else row[name]
+        if raw["key"] != point_key(point):
+            return None, f"key {raw['key']!r} is not the key of the point {point}"
         return row, ""
 
     # -- writing ------------------------------------------------------------------------------------
