@@ -168,7 +168,7 @@ def read_settings(path: str | Path) -> Settings:
         raise PipelineError(f"{settings_file}: field 'options' must be an object, not {type(raw).__name__}")
     for key, value in raw.items():
         optional = key in ("config", "config_digest")
-        if key != "tensor_cores" and not (isinstance(value, str) or (optional and value is None)):
+        if key in _STRING_OPTIONS and not (isinstance(value, str) or (optional and value is None)):
             raise PipelineError(f"{settings_file}: field 'options.{key}' must be a string"
                                 f"{' or null' if optional else ''}, not {value!r}")
     options = TargetOptions.from_dict(raw, source=str(settings_file))
@@ -189,6 +189,9 @@ def read_settings(path: str | Path) -> Settings:
                                 f"integers, not {dims!r}")
         shapes[name] = tuple(dims)
     return Settings(options, config, shapes)
+
+
+_STRING_OPTIONS = ("target", "config", "config_digest", "gpu_api", "engine", "cost_model")
 
 
 def _settings_config(raw: object, settings_file: Path) -> AccelConfig | None:

@@ -67,14 +67,50 @@ def _parsed(load: Callable[[], onnx.ModelProto], what: str) -> onnx.ModelProto:
         missing = "graph" if not model.HasField("graph") else "ir_version"
         raise FrontendError(f"{what} is not an ONNX model: it has no {missing} (an empty, truncated or "
                             f"non-ONNX file?)")
-    # onnx's structural checks (tensor sizes and types, node and value names, opset imports) before any
-    # of the model is used: a damaged file fails here, naming what the checker found
-    try:
-        onnx.checker.check_model(model)
-    except (onnx.checker.ValidationError, ValueError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise FrontendError(f"{what} is not a valid ONNX model: {reason}") from None
+    _check_names(model, what)
+    _check_stored_tensors(model, what)
+    _check_input_types(model, what)
     return model
+
+
+def _check_names(model: onnx.ModelProto, what: str) -> None:
+    """Names are text: protobuf hands a string field that is not valid UTF-8 back as bytes."""
+    g = model.graph
+    names = [g.name, *(v.name for v in [*g.input, *g.output, *g.value_info, *g.initializer]),
+             *(x for n in g.node for x in (n.name, n.op_type, n.domain, *n.input, *n.output)),
+             *(a.name for n in g.node for a in n.attribute), *(o.domain for o in model.opset_import)]
+    for name in names:
+        if not isinstance(name, str):
+            raise FrontendError(f"{what}: holds a name that is not UTF-8 text ({name[:40]!r})")
+
+
+def _check_input_types(model: onnx.ModelProto, what: str) -> None:
+    """Every run-time input is a tensor of a known element type (the rest of the import relies on it)."""
+    inits = {i.name for i in model.graph.initializer}
+    for value in model.graph.input:
+        if value.name in inits or not value.type.HasField("tensor_type"):
+            continue  # non-tensor inputs are refused by name later
+        elem = value.type.tensor_type.elem_type
+        try:
+            np.dtype(helper.tensor_dtype_to_np_dtype(elem))
+        except Exception:  # noqa: BLE001 - onnx raises KeyError or ValueError for an unknown type
+            raise FrontendError(f"{what}: input '{value.name}' has no valid element type ({elem})") from None
+
+
+def _check_stored_tensors(model: onnx.ModelProto, what: str) -> None:
+    """Every initializer and Constant value decodes to an array of its declared type and shape (a
+    damaged file often keeps its structure but not its tensors)."""
+    tensors = [(f"initializer '{t.name}'", t) for t in model.graph.initializer]
+    tensors += [(f"Constant node '{n.name or (n.output[0] if n.output else '?')}'", a.t) for n in model.graph.node
+                if n.op_type == "Constant" for a in n.attribute if a.type == onnx.AttributeProto.TENSOR]
+    for name, tensor in tensors:
+        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+            continue  # read from its own file by onnx.load, which checked it exists
+        try:
+            numpy_helper.to_array(tensor)
+        except Exception as exc:  # noqa: BLE001 - numpy and onnx raise several types for a bad tensor
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise FrontendError(f"{what}: {name} is damaged: {reason}") from None
 
 
 def parse_input_shapes(specs: Sequence[str] | None) -> dict[str, tuple[int, ...]]:
