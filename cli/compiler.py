@@ -6,6 +6,8 @@ import argparse
 import time
 from pathlib import Path
 
+from .outputs import OutputError, check_output, new_folder, write_file
+
 
 def cmd_quantize(args: argparse.Namespace) -> int:
     import onnx
@@ -13,18 +15,19 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     from ..compiler.frontend import load_model, parse_input_shapes
     from ..compiler.quantize import load_samples, quantize_model
 
+    output = check_output(args.output, force=args.force, inputs=[args.model])
     model = load_model(args.model)
     shapes = parse_input_shapes(args.input_shape)
     data = load_samples(args.data, model) if args.data else None
     quantized = quantize_model(model, samples=args.samples, data=data, seed=args.seed, input_shapes=shapes,
                                scales=args.scales)
-    onnx.save(quantized, args.output)
+    write_file(output, lambda tmp: onnx.save(quantized, str(tmp)))
     counts: dict[str, int] = {}
     for node in quantized.graph.node:
         counts[node.op_type] = counts.get(node.op_type, 0) + 1
     source = f"{len(data)} samples from {args.data}" if data else f"{args.samples} random samples (seed {args.seed})"
     kind = "power-of-two scales" if args.scales == "pow2" else "onnxruntime's scales"
-    print(f"wrote {args.output}: int8 QDQ ({kind}), calibrated on {source}; "
+    print(f"wrote {output}: int8 QDQ ({kind}), calibrated on {source}; "
           f"{counts.get('QuantizeLinear', 0)} QuantizeLinear, {counts.get('DequantizeLinear', 0)} DequantizeLinear")
     return 0
 
@@ -40,7 +43,23 @@ def _compile(args: argparse.Namespace, progress: bool):
                          gpu_api=getattr(args, "gpu_api", "auto"), tensor_cores=getattr(args, "tensor_cores", False))
 
 
+def _model_inputs(args: argparse.Namespace) -> list[Path]:
+    """The files the command reads: the model, or a compiled folder's model.onnx and settings.json."""
+    from ..compiler.compiled import SETTINGS_FILE
+
+    model = Path(args.model)
+    return [model / "model.onnx", model / SETTINGS_FILE] if model.is_dir() else [model]
+
+
 def cmd_compile(args: argparse.Namespace) -> int:
+    from ..compiler.compiled import SETTINGS_FILE
+
+    output = None
+    if args.output:
+        # An earlier compiled folder (settings.json) may be replaced; checked before the minutes of compiling.
+        output = check_output(args.output, "folder", force=args.force, marker=SETTINGS_FILE)
+        if Path(args.model).is_dir() and _same_folder(Path(args.model), output):
+            raise OutputError(f"-o {output} is the compiled folder being loaded; give another folder")
     start = time.perf_counter()
     compiled = _compile(args, progress=True)
     took = time.perf_counter() - start
@@ -48,8 +67,10 @@ def cmd_compile(args: argparse.Namespace) -> int:
         print(compiled.explain())
     else:
         print(compiled.table())
-    if args.output:
-        path = compiled.save(args.output)
+    if output:
+        with new_folder(output) as tmp:
+            compiled.save(tmp)
+        path = output
         print(f"wrote {path}/ (model.onnx, settings.json, plan.txt, {compiled.target} layer programs)")
     print(f"compiled in {took:.1f} s")
     return 0
@@ -68,6 +89,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         steps_ok,
     )
 
+    output = None
+    if args.output:
+        output = check_output(args.output, force=args.force, inputs=[*_model_inputs(args), *_input_files(args)])
     compiled = _compile(args, progress=True)
     inputs = load_inputs(compiled, args.input, seed=args.seed)
     start = time.perf_counter()
@@ -81,9 +105,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     np.set_printoptions(threshold=20, edgeitems=5, linewidth=110)
     for name, value in outputs.items():
         print(f"output {name} {value.dtype}{list(value.shape)}: {value.reshape(-1)[:10]}")
-    if args.output:
-        np.savez(args.output, **outputs)
-        print(f"wrote {args.output}")
+    if output:
+        # written to exactly the path given (np.savez would add ".npz" to a name without it)
+        def save(tmp: Path) -> None:
+            with open(tmp, "wb") as f:
+                np.savez(f, **outputs)
+        write_file(output, save)
+        print(f"wrote {output} ({', '.join(outputs)})")
     if args.profile:
         if compiled.target != "gpu":
             print("--profile times GPU kernels: use it with --target gpu")
@@ -106,12 +134,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def _same_folder(a: Path, b: Path) -> bool:
+    return b.exists() and a.resolve() == b.resolve()
+
+
+def _input_files(args: argparse.Namespace) -> list[str]:
+    return [spec.partition("=")[2] for spec in args.input or () if "=" in spec]
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser("quantize", help="quantize a float ONNX model to int8 QDQ (onnxruntime's quantizer)",
                               description="Calibrate with onnxruntime's static quantizer (MinMax) on random or "
                                           "given inputs; int8 symmetric activations, per-channel int8 weights.")
     p.add_argument("model")
-    p.add_argument("-o", "--output", required=True)
+    p.add_argument("-o", "--output", required=True, help="the quantized model (.onnx)")
+    p.add_argument("--force", action="store_true", help="replace an existing output file")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--samples", type=int, default=8, help="random calibration inputs (default 8)")
     group.add_argument("--data", help=".npz with one array per input, first axis = samples")
@@ -138,7 +175,10 @@ def register(subparsers) -> None:
                                           "parts, and print the per-layer plan.")
     common(p)
     p.add_argument("--explain", action="store_true", help="print tiles, instruction counts and cycles per layer")
-    p.add_argument("-o", "--output", help="save the compiled model to this directory")
+    p.add_argument("-o", "--output", help="save the compiled model to this folder (a new or empty one, or an "
+                                          "earlier compiled model's, which is replaced)")
+    p.add_argument("--force", action="store_true", help="write into a non-empty folder that is not a compiled "
+                                                        "model (its files of the same names are replaced)")
     p.set_defaults(func=cmd_compile)
 
     p = subparsers.add_parser("run", help="compile and run an ONNX model; --check compares with onnxruntime",
@@ -154,5 +194,6 @@ def register(subparsers) -> None:
                         "layer's rounding from differences propagated from earlier layers)")
     p.add_argument("--profile", action="store_true",
                    help="--target gpu: time every kernel on its own and print the slowest and the time per op type")
-    p.add_argument("-o", "--output", help="write the outputs to this .npz")
+    p.add_argument("-o", "--output", help="write the outputs to this file (NumPy .npz format, exactly this name)")
+    p.add_argument("--force", action="store_true", help="replace an existing output file")
     p.set_defaults(func=cmd_run)

@@ -10,6 +10,7 @@ from ..configs import load_config
 from ..configs.config import PRESET_DIR
 from ..dse.space import SweepError
 from ..isa import Program
+from .outputs import check_output
 
 SPACES = PRESET_DIR / "sweeps"
 
@@ -18,8 +19,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from ..dse.runner import run_sweep
     from ..dse.space import load_space
 
-    space = load_space(space_path(args.space))
-    output = Path(args.output or Path("out") / "dse" / space.name)
+    space_file = space_path(args.space)
+    space = load_space(space_file)
+    # a results folder resumes (results.csv marks it); any other non-empty folder needs --force
+    output = check_output(args.output or Path("out") / "dse" / space.name, "folder", force=args.force,
+                          marker="results.csv", inputs=[space_file])
     result = run_sweep(space, output, workers=args.workers, ray_address=args.ray, fresh=args.fresh,
                        progress=not args.quiet, max_points=args.max_points)
     print(f"sweep {space.name}: {len(result.rows)} points in the table ({result.evaluated} evaluated now, "
@@ -102,6 +106,7 @@ def register(subparsers) -> None:
     p.add_argument("--ray", metavar="ADDRESS", help="run on a Ray cluster ('auto', 'local', or host:port); "
                                                     "needs tensorweave[ray]")
     p.add_argument("--fresh", action="store_true", help="discard earlier results in the output folder")
+    p.add_argument("--force", action="store_true", help="write into a non-empty folder that holds no results.csv")
     p.add_argument("--max-points", type=int, help="stop after evaluating this many new points (resume later)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_sweep)

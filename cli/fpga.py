@@ -10,6 +10,7 @@ from typing import Any
 from ..configs import load_config, preset_names
 from ..fpga.boards import BOARDS, RESOURCE_NAMES, board_names, get_board
 from ..fpga.design import DEMO
+from .outputs import CLAIM, check_output, claim_folder, write_file
 
 
 def _smaller_presets(design: str, board: str) -> list[str]:
@@ -73,9 +74,11 @@ def cmd_boards(args: argparse.Namespace) -> int:
 def cmd_estimate(args: argparse.Namespace) -> int:
     from ..fpga.synth import estimate
     get_board(args.board)
-    out = Path(args.output or f"build/fpga/{Path(args.config).stem}-{args.board}-estimate")
+    out = check_output(args.output or f"build/fpga/{Path(args.config).stem}-{args.board}-estimate", "folder",
+                       force=None, marker=("estimate.json", CLAIM))
+    claim_folder(out, "fpga estimate")
     result = estimate(args.config, args.board, out, progress=not args.quiet, use_cache=not args.no_cache)
-    (out / "estimate.json").write_text(json.dumps(result, indent=2, sort_keys=True))
+    write_file(out / "estimate.json", lambda tmp: tmp.write_text(json.dumps(result, indent=2, sort_keys=True)))
     _print_estimate(result)
     print(f"wrote {out / 'estimate.json'} (tool logs in {out})")
     return 0
@@ -86,7 +89,10 @@ def cmd_build(args: argparse.Namespace) -> int:
     from ..fpga.synth import estimate, require_fit
     board = get_board(args.board)
     check_dram_bytes(args.dram_kib * 1024)
-    out = Path(args.output or f"build/fpga/{Path(args.config).stem}-{board.name}")
+    # --force here means "build even if the estimate says it does not fit", not "write into any folder"
+    out = check_output(args.output or f"build/fpga/{Path(args.config).stem}-{board.name}", "folder", force=None,
+                       marker=("build.json", CLAIM))
+    claim_folder(out, "fpga build")
     if board.flow == "open" and not args.force:
         # The accelerator alone must fit before the SoC is worth placing and routing.
         require_fit(estimate(args.config, board.name, out / "estimate", progress=not args.quiet,
@@ -110,7 +116,9 @@ def cmd_project(args: argparse.Namespace) -> int:
         entry = json.loads(stored.read_text())
         if entry.get("config_digest") == load_config(args.config).digest:
             require_fit(entry, _smaller_presets(args.config, board.name))
-    out = Path(args.output or f"build/fpga/{Path(args.config).stem}-{board.name}-vivado")
+    out = check_output(args.output or f"build/fpga/{Path(args.config).stem}-{board.name}-vivado", "folder",
+                       force=None, marker=("build.sh", CLAIM))
+    claim_folder(out, "fpga project")
     files = write_project(args.config, board.name, out, args.clock_mhz)
     for path in files:
         print(f"wrote {path}")
@@ -166,7 +174,8 @@ def register(subparsers) -> None:
         p = add(name, func, help)
         p.add_argument("--config", default="vta-default", help=config_help)
         p.add_argument("--board", required=True, help=f"one of {', '.join(board_names())}")
-        p.add_argument("-o", "--output", help="output folder (default build/fpga/<config>-<board>...)")
+        p.add_argument("-o", "--output", help="output folder (default build/fpga/<config>-<board>...): new, empty, "
+                                              "or this command's earlier output")
         if name != "estimate":
             p.add_argument("--force", action="store_true", help="go on even when the estimate says it does not fit")
         if name == "build":

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 
 from ..configs import load_config
 from ..errors import TensorweaveError
 from ..isa import Program
+from .outputs import check_output, new_folder
 
 
 class HwCommandError(TensorweaveError, ValueError):
@@ -14,10 +16,13 @@ class HwCommandError(TensorweaveError, ValueError):
 
 
 def cmd_verilog(args: argparse.Namespace) -> int:
-    from ..hw.verilog import generate
+    from ..hw.verilog import TOP_NAME, generate
 
+    output = check_output(args.output, "folder", force=None, marker=f"{TOP_NAME}.json")
     config = load_config(args.config)
-    rtl = generate(config, args.output)
+    with new_folder(output) as tmp:
+        rtl = generate(config, tmp)
+    rtl = replace(rtl, verilog=output / rtl.verilog.name, metadata=output / rtl.metadata.name)
     print(f"config   {config.name} ({rtl.digest})")
     print(f"verilog  {rtl.verilog}  (sha256 {rtl.verilog_sha256[:16]})")
     print(f"metadata {rtl.metadata}")
@@ -26,9 +31,11 @@ def cmd_verilog(args: argparse.Namespace) -> int:
 
 def cmd_lint(args: argparse.Namespace) -> int:
     from ..hw.lint import lint
+    from ..hw.verilog import TOP_NAME
 
+    output = check_output(args.output, "folder", force=None, marker=f"{TOP_NAME}.json") if args.output else None
     config = load_config(args.config)
-    result = lint(config, args.output)
+    result = lint(config, output)
     for line in result.warnings:
         print(line)
     print(f"verilator --lint-only -Wall on {config.name}: {'clean' if result.ok else 'FAILED'} "
@@ -66,7 +73,8 @@ def register(subparsers) -> None:
     sub = hw.add_subparsers(dest="hw_command", required=True)
     p = sub.add_parser("verilog", help="write tensorweave_top.v and tensorweave_top.json for a config")
     p.add_argument("--config", default="vta-default")
-    p.add_argument("-o", "--output", required=True, help="output directory")
+    p.add_argument("-o", "--output", required=True,
+                   help="output folder: new, empty, or an earlier `hw verilog` output (replaced)")
     p.set_defaults(func=cmd_verilog)
     p = sub.add_parser("lint", help="verilator --lint-only -Wall on the generated Verilog "
                                     "(waivers: hw/lint_waivers.vlt)")

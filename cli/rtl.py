@@ -9,6 +9,7 @@ from pathlib import Path
 from ..configs import load_config
 from ..isa import Program
 from ..sim import run_functional
+from .outputs import OutputError, check_output
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -25,18 +26,30 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ..cosim import run_rtl
     from ..cosim.fuzz import compare
 
+    waves = None
+    if args.waves:
+        waves = check_output(args.waves, force=args.force, inputs=[args.program], ours=_is_vcd, option="--waves")
+        waves.parent.mkdir(parents=True, exist_ok=True)
     program = Program.load(args.program)
     start = time.perf_counter()
-    result = run_rtl(program, engine=args.engine, waves=args.waves, stall_percent=args.stall)
+    result = run_rtl(program, engine=args.engine, waves=waves, stall_percent=args.stall)
     seconds = time.perf_counter() - start
     print(f"{args.program}: done on the {args.engine} engine in {result.cycles} cycles ({seconds:.2f} s wall)")
-    if args.waves:
-        print(f"waveforms: {args.waves}")
+    if waves:
+        if not waves.is_file():
+            raise OutputError(f"--waves {waves}: the {args.engine} engine wrote no waveform file there")
+        print(f"waveforms: {waves}")
     if args.compare:
         reason = compare(program, result, run_functional(program))
         print("outputs equal the functional simulator's, bit for bit" if reason is None else f"MISMATCH: {reason}")
         return 0 if reason is None else 1
     return 0
+
+
+def _is_vcd(path: Path) -> bool:
+    """A VCD file (what --waves writes, so it may replace it): it starts with a $date/$version/... keyword."""
+    with open(path, "rb") as f:
+        return f.read(64).lstrip().startswith((b"$date", b"$version", b"$timescale", b"$comment", b"$scope"))
 
 
 def cmd_fuzz(args: argparse.Namespace) -> int:
@@ -78,7 +91,9 @@ def register(subparsers) -> None:
     p = sub.add_parser("run", help="run a program file on the RTL and report the cycle count")
     p.add_argument("program")
     p.add_argument("--engine", choices=("harness", "cocotb"), default="harness")
-    p.add_argument("--waves", help="dump VCD waveforms to this file")
+    p.add_argument("--waves", help="dump VCD waveforms to this file (its folder is created; an existing VCD file "
+                                   "is replaced, any other file only with --force)")
+    p.add_argument("--force", action="store_true", help="replace an existing --waves file that is not a VCD file")
     p.add_argument("--stall", type=int, default=0, help="percent of cycles the DRAM model stalls ready/valid")
     p.add_argument("--compare", action="store_true", help="check the outputs against the functional simulator")
     p.set_defaults(func=cmd_run)

@@ -20,6 +20,7 @@ import onnx
 
 from ..configs import AccelConfig
 from ..contract.engine import Engine, EngineError, get_engine
+from ..errors import TensorweaveError
 from . import report
 from .graph import Graph
 from .options import PipelineError, TargetOptions
@@ -146,22 +147,68 @@ class CompiledModel:
 
 
 def read_settings(path: str | Path) -> Settings:
-    """The settings a saved compiled model was compiled with; the config's digest must match the saved one."""
+    """The settings a saved compiled model was compiled with; the config's digest must match the saved one.
+
+    A settings.json that is unreadable, not JSON, or holds a field of the wrong kind (a hand edit, a
+    truncated write) is a PipelineError naming the file and the field."""
     path = Path(path)
     settings_file = path / SETTINGS_FILE
     if not settings_file.is_file():
         raise PipelineError(f"'{path}' is not a compiled-model directory (no {SETTINGS_FILE})")
-    data = json.loads(settings_file.read_text())
+    try:
+        data = json.loads(settings_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else str(exc) or type(exc).__name__
+        raise PipelineError(f"{settings_file}: not a readable settings file ({reason}); compile the model again "
+                            "with `tensorweave compile -o`") from None
+    if not isinstance(data, dict):
+        raise PipelineError(f"{settings_file}: must hold a JSON object, not {type(data).__name__}")
     raw = data.get("options")
     if raw is None:  # written before the options were saved: only the target was
+        if not isinstance(data.get("target"), str):
+            raise PipelineError(f"{settings_file}: has neither field 'options' nor field 'target'")
         raw = {"target": data["target"]}
+    if not isinstance(raw, dict):
+        raise PipelineError(f"{settings_file}: field 'options' must be an object, not {type(raw).__name__}")
+    for key, value in raw.items():
+        optional = key in ("config", "config_digest")
+        if key in _STRING_OPTIONS and not (isinstance(value, str) or (optional and value is None)):
+            raise PipelineError(f"{settings_file}: field 'options.{key}' must be a string"
+                                f"{' or null' if optional else ''}, not {value!r}")
     options = TargetOptions.from_dict(raw, source=str(settings_file))
-    config = AccelConfig.from_dict(data["config"], source=str(settings_file)) if data.get("config") else None
+    config = _settings_config(data.get("config"), settings_file)
     if config is not None and options.config_digest is not None and config.digest != options.config_digest:
         raise PipelineError(f"{settings_file}: field 'config' has digest {config.digest}, but the model was compiled "
                             f"for digest {options.config_digest} (the config format changed; compile again)")
-    shapes = {k: tuple(v) for k, v in (data.get("input_shapes") or {}).items()}
+    if options.target == "accel" and config is None:
+        raise PipelineError(f"{settings_file}: target 'accel' needs field 'config' (an accelerator config)")
+    raw_shapes = data.get("input_shapes") or {}
+    if not isinstance(raw_shapes, dict):
+        raise PipelineError(f"{settings_file}: field 'input_shapes' must map input names to shapes")
+    shapes: dict[str, tuple[int, ...]] = {}
+    for name, dims in raw_shapes.items():
+        if not isinstance(dims, list) or not dims or not all(
+                isinstance(d, int) and not isinstance(d, bool) and 0 < d < 2**31 for d in dims):
+            raise PipelineError(f"{settings_file}: field 'input_shapes.{name}' must be a list of positive "
+                                f"integers, not {dims!r}")
+        shapes[name] = tuple(dims)
     return Settings(options, config, shapes)
+
+
+_STRING_OPTIONS = ("target", "config", "config_digest", "gpu_api", "engine", "cost_model")
+
+
+def _settings_config(raw: object, settings_file: Path) -> AccelConfig | None:
+    if not raw:
+        return None
+    if not isinstance(raw, dict):
+        raise PipelineError(f"{settings_file}: field 'config' must be an object, not {type(raw).__name__}")
+    try:
+        return AccelConfig.from_dict(raw, source=str(settings_file))
+    except TensorweaveError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any other failure of a hand-edited config is still its fault
+        raise PipelineError(f"{settings_file}: field 'config' is not a valid accelerator config ({exc})") from None
 
 
 def _safe(name: str) -> str:

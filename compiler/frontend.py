@@ -18,7 +18,7 @@ Errors are `FrontendError`s naming the node or input at fault.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,17 +41,76 @@ class FrontendError(TensorweaveError):
 
 
 def load_model(model_or_path: onnx.ModelProto | str | Path | bytes) -> onnx.ModelProto:
+    """The ModelProto of a model, a path to a .onnx file or its bytes; a file that is missing, not a
+    file, or not an ONNX model (bad protobuf, no graph, a missing external-data file) is a FrontendError
+    naming it."""
     if isinstance(model_or_path, onnx.ModelProto):
         return model_or_path
     if isinstance(model_or_path, bytes):
-        return onnx.load_from_string(model_or_path)
+        return _parsed(lambda: onnx.load_from_string(model_or_path), "the model bytes")
     path = Path(model_or_path)
+    if path.is_dir():
+        raise FrontendError(f"ONNX model '{path}' is a folder, not a .onnx file")
     if not path.is_file():
         raise FrontendError(f"ONNX model '{path}' does not exist")
+    return _parsed(lambda: onnx.load(str(path)), f"'{path}'")
+
+
+def _parsed(load: Callable[[], onnx.ModelProto], what: str) -> onnx.ModelProto:
     try:
-        return onnx.load(str(path))
-    except Exception as exc:  # protobuf decode errors have many types
-        raise FrontendError(f"'{path}' is not a readable ONNX model: {exc}") from exc
+        model = load()
+    except Exception as exc:  # noqa: BLE001 - protobuf decode, external-data and OS errors have many types
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise FrontendError(f"{what} is not a readable ONNX model: {reason}") from None
+    # protobuf parses many byte strings (an empty file, a truncated one) as a message with fields unset
+    if not model.HasField("graph") or model.ir_version <= 0:
+        missing = "graph" if not model.HasField("graph") else "ir_version"
+        raise FrontendError(f"{what} is not an ONNX model: it has no {missing} (an empty, truncated or "
+                            f"non-ONNX file?)")
+    _check_names(model, what)
+    _check_stored_tensors(model, what)
+    _check_input_types(model, what)
+    return model
+
+
+def _check_names(model: onnx.ModelProto, what: str) -> None:
+    """Names are text: protobuf hands a string field that is not valid UTF-8 back as bytes."""
+    g = model.graph
+    names = [g.name, *(v.name for v in [*g.input, *g.output, *g.value_info, *g.initializer]),
+             *(x for n in g.node for x in (n.name, n.op_type, n.domain, *n.input, *n.output)),
+             *(a.name for n in g.node for a in n.attribute), *(o.domain for o in model.opset_import)]
+    for name in names:
+        if not isinstance(name, str):
+            raise FrontendError(f"{what}: holds a name that is not UTF-8 text ({name[:40]!r})")
+
+
+def _check_input_types(model: onnx.ModelProto, what: str) -> None:
+    """Every run-time input is a tensor of a known element type (the rest of the import relies on it)."""
+    inits = {i.name for i in model.graph.initializer}
+    for value in model.graph.input:
+        if value.name in inits or not value.type.HasField("tensor_type"):
+            continue  # non-tensor inputs are refused by name later
+        elem = value.type.tensor_type.elem_type
+        try:
+            np.dtype(helper.tensor_dtype_to_np_dtype(elem))
+        except Exception:  # noqa: BLE001 - onnx raises KeyError or ValueError for an unknown type
+            raise FrontendError(f"{what}: input '{value.name}' has no valid element type ({elem})") from None
+
+
+def _check_stored_tensors(model: onnx.ModelProto, what: str) -> None:
+    """Every initializer and Constant value decodes to an array of its declared type and shape (a
+    damaged file often keeps its structure but not its tensors)."""
+    tensors = [(f"initializer '{t.name}'", t) for t in model.graph.initializer]
+    tensors += [(f"Constant node '{n.name or (n.output[0] if n.output else '?')}'", a.t) for n in model.graph.node
+                if n.op_type == "Constant" for a in n.attribute if a.type == onnx.AttributeProto.TENSOR]
+    for name, tensor in tensors:
+        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+            continue  # read from its own file by onnx.load, which checked it exists
+        try:
+            numpy_helper.to_array(tensor)
+        except Exception as exc:  # noqa: BLE001 - numpy and onnx raise several types for a bad tensor
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise FrontendError(f"{what}: {name} is damaged: {reason}") from None
 
 
 def parse_input_shapes(specs: Sequence[str] | None) -> dict[str, tuple[int, ...]]:
@@ -77,6 +136,11 @@ def default_opset(model: onnx.ModelProto) -> int:
 
 
 def _upgrade(model: onnx.ModelProto) -> onnx.ModelProto:
+    if not any(entry.domain in ("", "ai.onnx") for entry in model.opset_import):
+        imported = ", ".join(f"{e.domain} (opset {e.version})" for e in model.opset_import) or "no domain at all"
+        raise FrontendError(f"the model imports {imported} but not the default ONNX domain (ai.onnx): tensorweave "
+                            f"runs ai.onnx operators, opset {MIN_OPSET} or newer; the ai.onnx.ml and "
+                            "ai.onnx.preview.training domains are not supported")
     opset = default_opset(model)
     if opset >= MIN_OPSET:
         return model

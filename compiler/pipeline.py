@@ -210,6 +210,9 @@ def load_compiled(path: str | Path, progress: bool = False) -> CompiledModel:
     """Rebuild a model written by `CompiledModel.save` (same model, config, options and input shapes)."""
     path = Path(path)
     settings = read_settings(path)
+    if not (path / "model.onnx").is_file():
+        raise PipelineError(f"compiled-model folder '{path}' has {path / 'settings.json'} but no model.onnx; "
+                            "compile the model again with `tensorweave compile -o`")
     o = settings.options
     return compile_model(path / "model.onnx", settings.config, o.target, settings.input_shapes or None,
                          progress=progress, gpu_api=o.gpu_api, tensor_cores=o.tensor_cores, engine=o.engine,

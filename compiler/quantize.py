@@ -28,6 +28,7 @@ import numpy as np
 import onnx
 
 from ..errors import TensorweaveError
+from .arrays import cast_to, read_npz
 from .frontend import load_model
 
 __all__ = ["SCALES", "QuantizeError", "is_quantized", "load_samples", "pow2_scales", "quantize_model", "random_samples"]
@@ -85,14 +86,16 @@ def load_samples(path: str | Path, model: onnx.ModelProto) -> list[dict[str, np.
     """Calibration inputs from an .npz file: one array per model input, the first axis indexing samples
     (for a batch-1 input of shape (1, 3, 224, 224) store (N, 3, 224, 224) or (N, 1, 3, 224, 224))."""
     path = Path(path)
-    if not path.is_file():
-        raise QuantizeError(f"calibration data '{path}' does not exist")
-    data = np.load(path)
+    data = read_npz(path, "--data", QuantizeError)
     names = [v.name for v in _runtime_inputs(model)]
-    missing = [n for n in names if n not in data.files]
+    missing = [n for n in names if n not in data]
     if missing:
-        raise QuantizeError(f"'{path}' has arrays {', '.join(data.files)}; the model needs {', '.join(names)}")
+        raise QuantizeError(f"'{path}' has arrays {', '.join(data) or 'none'}; the model needs {', '.join(names)}")
     specs = {v.name: _input_spec(v, {}) for v in _runtime_inputs(model)}
+    for n in names:
+        if data[n].ndim == 0:
+            raise QuantizeError(f"'{path}': array '{n}' is a scalar; its first axis must index the samples")
+        data[n] = cast_to(data[n], specs[n][1], f"'{path}': array '{n}'", QuantizeError)
     count = {data[n].shape[0] for n in names}
     if len(count) != 1:
         raise QuantizeError(f"'{path}': the arrays hold different numbers of samples ({sorted(count)})")

@@ -46,12 +46,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import onnx
 
 from ..errors import TensorweaveError
+from .arrays import cast_to, read_npy
 from .graph import Graph
 from .pipeline import CompiledModel
 
@@ -157,13 +157,11 @@ def load_inputs(compiled: CompiledModel, specs: list[str] | None, seed: int = 0)
         if not sep or name not in compiled.graph.inputs:
             raise TensorweaveError(f"--input '{spec}' should be NAME=FILE.npy with NAME one of "
                                    f"{', '.join(compiled.graph.inputs)}")
-        if not Path(file).is_file():
-            raise TensorweaveError(f"--input {name}: file '{file}' does not exist")
         t = compiled.graph.types[name]
-        array = np.load(file)
+        array = read_npy(file, f"--input {name}", TensorweaveError)
         if array.shape != t.shape:
             raise TensorweaveError(f"--input {name}: '{file}' holds shape {array.shape}; the input is {t}")
-        inputs[name] = array.astype(t.dtype)
+        inputs[name] = cast_to(array, t.dtype, f"--input {name} ('{file}')", TensorweaveError)
     return inputs
 
 

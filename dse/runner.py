@@ -1,10 +1,14 @@
 """Running a sweep: evaluate design points on a local process pool or a Ray cluster, streaming each
 finished point into the results table, then write the Pareto plots and the HTML report.
 
-- The results table is `<output>/results.csv` (and `results.parquet`),
-  rewritten or appended as each point finishes, so an interrupted sweep loses at most the points
-  in flight. Run again with the same output folder and it resumes: points whose key is already in
-  the table are not evaluated again (a failed point counts as finished: its error is recorded).
+- The results table is `<output>/results.csv` (and `results.parquet`; results.py), appended one
+  whole row as each point finishes, so an interrupted sweep loses at most the points in flight. Run
+  again with the same output folder and it resumes: points whose key is already in the table are
+  not evaluated again (a failed point counts as finished: its error is recorded); a row torn by a
+  crash is dropped with a warning on stderr and its point evaluated again.
+- Pool workers die with the sweep: killed by the kernel when their parent process dies (Linux
+  PR_SET_PDEATHSIG), and elsewhere each watches its parent and exits when it is gone, so a kill -9
+  of the sweep leaves no orphan workers burning CPU.
 - Points run in a process pool (`workers`, default the CPU count) or, with `ray_address`, as Ray
   tasks (`ray` is imported only then: install the `tensorweave[ray]` extra). The same code runs
   on both; only the executor differs.
@@ -15,10 +19,14 @@ finished point into the results table, then write the Pareto plots and the HTML 
 
 from __future__ import annotations
 
-import csv
+import ctypes
 import functools
 import json
 import os
+import signal
+import sys
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -28,69 +36,9 @@ from typing import Any
 
 from tqdm import tqdm
 
-from ..cache import atomic_path
-from .evaluate import Task, columns, evaluate_point
+from .evaluate import Task, evaluate_point
+from .results import ResultsTable, Row
 from .space import METRICS, SweepError, SweepSpace, point_key
-
-Row = dict[str, Any]
-
-
-class ResultsTable:
-    """The CSV (and Parquet) results of one sweep, appended one row at a time."""
-
-    def __init__(self, directory: Path, space: SweepSpace, fresh: bool = False):
-        self.space = space
-        self.columns = columns(space)
-        self.csv_path = directory / "results.csv"
-        self.parquet_path = directory / "results.parquet"
-        self.rows: dict[str, Row] = {}
-        directory.mkdir(parents=True, exist_ok=True)
-        if self.csv_path.exists() and not fresh:
-            with self.csv_path.open(newline="") as f:
-                reader = csv.DictReader(f)
-                if reader.fieldnames != self.columns:
-                    raise SweepError(f"{self.csv_path} has columns {reader.fieldnames}, not this space's "
-                                     f"{self.columns}: it holds another sweep; use --fresh or another --output")
-                for raw in reader:
-                    row = self._typed(raw)
-                    self.rows[row["key"]] = row
-        else:
-            with self.csv_path.open("w", newline="") as f:
-                csv.writer(f).writerow(self.columns)
-            self.parquet_path.unlink(missing_ok=True)
-
-    def _typed(self, raw: dict[str, str]) -> Row:
-        row: Row = dict(raw)
-        row["index"] = int(raw["index"])
-        row["seconds"] = float(raw["seconds"])
-        for name, values in self.space.parameters.items():
-            sample = values[0]
-            if isinstance(sample, int):
-                row[name] = int(raw[name])
-        for metric in self.space.metrics:
-            row[metric] = float(raw[metric]) if raw[metric] not in ("", None) else None
-        return row
-
-    def add(self, row: Row) -> None:
-        self.rows[row["key"]] = row
-        with self.csv_path.open("a", newline="") as f:
-            csv.writer(f).writerow([row.get(c, "") for c in self.columns])
-            f.flush()
-            os.fsync(f.fileno())
-        self._write_parquet()
-
-    def _write_parquet(self) -> None:
-        import pyarrow as pa  # a dependency; imported here because it is slow to import
-        import pyarrow.parquet as pq
-        rows = self.sorted()
-        data = {c: [r.get(c) if r.get(c) != "" or c in ("error", "layer_cycles", "config") else None for r in rows]
-                for c in self.columns}
-        with atomic_path(self.parquet_path) as tmp:
-            pq.write_table(pa.table(data), tmp)
-
-    def sorted(self) -> list[Row]:
-        return sorted(self.rows.values(), key=lambda r: r["index"])
-
 
 # --- executors: an iterable of tasks in, rows out as they finish ----------------------------------
 Evaluate = Callable[[Task], Row]
@@ -101,10 +49,33 @@ def local_executor(workers: int) -> Callable[[Evaluate, list[Task]], Iterator[Ro
         if workers <= 1 or len(tasks) <= 1:
             yield from map(evaluate, tasks)
             return
-        with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=get_context("spawn")) as pool:
+        with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=get_context("spawn"),
+                                 initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
             for future in as_completed([pool.submit(evaluate, t) for t in tasks]):
                 yield future.result()
     return run
+
+
+def die_with_parent(parent: int) -> None:
+    """In a worker process: end it when the process `parent` ends (the pool's initializer)."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0:
+                if os.getppid() != parent:  # the parent died before the call: no signal will come
+                    os._exit(1)
+                return
+        except (OSError, AttributeError):
+            pass
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+    threading.Thread(target=watch, name="watch-parent", daemon=True).start()
+
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def ray_executor(address: str) -> Callable[[Evaluate, list[Task]], Iterator[Row]]:
@@ -139,6 +110,7 @@ class SweepResult:
     evaluated: int                        # points evaluated by this run
     reused: int                           # points found in the table from an earlier run, not evaluated again
     complete: bool                        # False when stopped by max_points
+    dropped: list[str] = field(default_factory=list)  # damaged rows of the table dropped on reading
     paths: dict[str, Path] = field(default_factory=dict)
 
     @property
@@ -153,6 +125,8 @@ def run_sweep(space: SweepSpace, directory: str | Path, workers: int | None = No
     directory = Path(directory)
     execute = ray_executor(ray_address) if ray_address else local_executor(workers or os.cpu_count() or 1)
     table = ResultsTable(directory, space, fresh)
+    for warning in table.dropped:
+        print(f"warning: {warning}", file=sys.stderr)
     (directory / "space.json").write_text(json.dumps(space.to_dict(), indent=1, default=list))
     evaluate = functools.partial(evaluate_point, space)
     state: dict[str, Any] = {"evaluated": 0, "reused": 0, "complete": True}
@@ -192,7 +166,8 @@ def run_sweep(space: SweepSpace, directory: str | Path, workers: int | None = No
             run_batch([Task(i, p) for i, p in enumerate(space.points())])
     finally:
         bar.close()
-    result = SweepResult(space, directory, table.sorted(), state["evaluated"], state["reused"], state["complete"])
+    result = SweepResult(space, directory, table.sorted(), state["evaluated"], state["reused"], state["complete"],
+                         table.dropped)
     result.paths = {"csv": table.csv_path}
     if table.parquet_path.exists():
         result.paths["parquet"] = table.parquet_path

@@ -337,4 +337,8 @@ def parse_space(data: object, source: str = "<dict>") -> SweepSpace:
 def load_space(path: str | Path) -> SweepSpace:
     """Load and validate a sweep space YAML file."""
     path = Path(path)
-    return parse_space(read_yaml(path, SweepError, "sweep space file"), source=str(path))
+    try:
+        data = read_yaml(path, SweepError, "sweep space file")
+    except (UnicodeDecodeError, RecursionError, ValueError) as exc:  # binary, too deeply nested, NUL bytes
+        raise SweepError(f"{path}: not a readable YAML text file ({type(exc).__name__}: {exc})") from None
+    return parse_space(data, source=str(path))
