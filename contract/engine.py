@@ -41,7 +41,7 @@ DEFAULT_BUDGET = 1 << 30
 
 
 def loop_iterations(insn: Insn) -> int:
-    """Micro-op iterations a GEMM / ALU instruction declares: iter_out x iter_in x (uop_end - uop_begin); 0 otherwise."""
+    """Micro-op iterations a GEMM / ALU instruction declares: iter_out x iter_in x (uop_end - uop_begin), else 0."""
     if insn.op not in ("GEMM", "ALU"):
         return 0
     return insn.iter_out * insn.iter_in * max(0, insn.uop_end - insn.uop_begin)

@@ -3,7 +3,6 @@ naming the unit and the instruction, on the functional simulator, the cycle mode
 
 import time
 
-import numpy as np
 import pytest
 from tensorweave.contract.engine import DEFAULT_BUDGET, EngineError, get_cost_model, get_engine
 from tensorweave.isa import assemble, build_isa
