@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..configs import load_config
 from ..isa import Program
+from .options import nonneg_int, positive_int
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -79,11 +80,11 @@ def register(subparsers) -> None:
                                           "writes results.csv/.parquet, pareto.png/.svg and report.html.")
     p.add_argument("space", help="sweep space YAML file")
     p.add_argument("-o", "--output", help="results folder (default out/dse/<space name>); reruns resume here")
-    p.add_argument("-j", "--workers", type=int, help="local worker processes (default: CPU count)")
+    p.add_argument("-j", "--workers", type=positive_int, help="local worker processes (default: CPU count)")
     p.add_argument("--ray", metavar="ADDRESS", help="run on a Ray cluster ('auto', 'local', or host:port); "
                                                     "needs tensorweave[ray]")
     p.add_argument("--fresh", action="store_true", help="discard earlier results in the output folder")
-    p.add_argument("--max-points", type=int, help="stop after evaluating this many new points (resume later)")
+    p.add_argument("--max-points", type=nonneg_int, help="stop after evaluating this many new points (resume later)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_sweep)
 
