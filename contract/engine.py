@@ -121,7 +121,8 @@ class CostModel(Protocol):
     def estimate(self, program: Program) -> CostEstimate: ...
 
 
-# name -> "module:factory"; the factory takes no arguments and returns the Engine / CostModel.
+# name -> "module:factory"; the factory needs no arguments (it takes get_engine's options, e.g. budget=)
+# and returns the Engine / CostModel.
 # What each one counts (all return the same outputs, bit for bit; tests/contract/test_engine.py):
 ENGINES: dict[str, str] = {
     "functional": "tensorweave.sim.engines:FunctionalEngine",  # the definition; stats, no cycles

@@ -219,9 +219,10 @@ def to_run_result(program: Program, result: HarnessResult, check_digest: bool = 
 
 
 def harness_jobs(programs: Sequence[Program], inputs: Sequence[Mapping[str, np.ndarray] | None] | None = None,
-                 stall_percent: int = 0, max_cycles: int | None = None, waves: Path | None = None) -> list[HarnessJob]:
+                 stall_percent: int = 0, max_cycles: int | None = None, waves: Path | None = None,
+                 budget: int = DEFAULT_BUDGET) -> list[HarnessJob]:
     inputs = inputs or [None] * len(programs)
-    return [HarnessJob(bytes(p.dram_image(i)), len(p.insns), max_cycles or cycle_budget(p),
+    return [HarnessJob(bytes(p.dram_image(i)), len(p.insns), max_cycles or cycle_budget(p, budget),
                        stall_percent=stall_percent, seed=n + 1, waves=waves)
             for n, (p, i) in enumerate(zip(programs, inputs))]
 
@@ -258,10 +259,12 @@ def run_rtl_many(programs: Sequence[Program], config: AccelConfig,
 
 
 def run_on_harness(program: Program, inputs: Mapping[str, np.ndarray] | None = None,
-                   waves: str | Path | None = None, stall_percent: int = 0, max_cycles: int | None = None) -> RunResult:
-    """Run `program` on the C++ harness of its config (`run_rtl(..., engine="harness")`); `waves`: a VCD file."""
+                   waves: str | Path | None = None, stall_percent: int = 0, max_cycles: int | None = None,
+                   budget: int = DEFAULT_BUDGET) -> RunResult:
+    """Run `program` on the C++ harness of its config (`run_rtl(..., engine="harness")`); `waves`: a VCD file;
+    `budget`: micro-op iterations, as the functional simulator's (`cycle_budget`)."""
+    job = harness_jobs([program], [inputs], stall_percent, max_cycles,  # first: refuses a program past the budget
+                       waves=Path(waves).resolve() if waves else None, budget=budget)
     build = harness_for(program.config, waves=waves is not None)
-    job = harness_jobs([program], [inputs], stall_percent, max_cycles,
-                       waves=Path(waves).resolve() if waves else None)
     (result,) = run_harness(build.executable, job)
     return to_run_result(program, result)

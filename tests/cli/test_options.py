@@ -88,8 +88,8 @@ def _cli(*args: str, **kwargs) -> subprocess.Popen:
     return subprocess.Popen([*CLI, *args], env=ENV, **kwargs)
 
 
-def test_ctrl_c_exits_130_with_one_line(tmp_path):
-    """The functional simulator deep in a long run (a budget raised past the 3 x 10^10-iteration program)."""
+def _bomb(tmp_path) -> Path:
+    """tests/sim/test_budget.py's nine-instruction program of 3 x 10^10 micro-op iterations per loop, saved."""
     sys.path.insert(0, str(SIM_BUDGET.parent))
     try:
         from test_budget import bomb
@@ -100,6 +100,24 @@ def test_ctrl_c_exits_130_with_one_line(tmp_path):
 
     program = tmp_path / "bomb.twp"
     assemble(bomb(load_config("tiny")), load_config("tiny")).save(program)
+    return program
+
+
+def test_sim_stops_at_the_budget_with_one_line(tmp_path, capsys):
+    program = _bomb(tmp_path)
+    start = time.perf_counter()
+    assert main(["sim", str(program)]) == 2
+    assert main(["sim", str(program), "--budget", "1000"]) == 2
+    assert time.perf_counter() - start < 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("error: budget exceeded: instruction 1 (gemm) in the compute unit would bring the run "
+                             "to 34,355,544,192 micro-op iterations, past the budget of 1,073,741,824")
+    assert "past the budget of 1,000 " in err[1] and len(err) == 2
+
+
+def test_ctrl_c_exits_130_with_one_line(tmp_path):
+    """The functional simulator deep in a long run (a budget raised past the 3 x 10^10-iteration program)."""
+    program = _bomb(tmp_path)
     proc = _cli("sim", str(program), "--budget", str(10 ** 12), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     time.sleep(8)  # imports, then well into the first GEMM
     assert proc.poll() is None

@@ -32,3 +32,12 @@ def test_watchdog_grows_with_the_work_up_to_the_budget():
     # Instructions after FINISH are never fetched: they do not count.
     tail = assemble("finish\n" + loop.format(100), tiny)
     assert cycle_budget(tail, budget=1) == 20 * (20_000 + 64 * 3)
+
+
+def test_the_rtl_engine_takes_the_budget_option():
+    from tensorweave.contract.engine import get_engine
+
+    tiny = load_config("tiny")
+    program = assemble("alu.add use_imm imm=1 uop_begin=0 uop_end=1 iter_out=100 iter_in=100\nfinish\n", tiny)
+    with pytest.raises(RTLError, match=r"instruction 0 \(alu\) in the compute unit .* budget of 5,000"):
+        get_engine("rtl", budget=5_000).run(program)  # refused before the harness is built or run
