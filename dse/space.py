@@ -16,6 +16,11 @@ A sweep space is one YAML file (see `configs/sweeps/`):
     metrics: [cycles, latency_ms, utilization, dram_bytes, lut, ff, dsp, bram, fmax_mhz]
     search: {method: nsga2, trials: 48, population: 12, seed: 0, objectives: [latency_ms, lut]}
 
+A constraint is a small expression language, interpreted (never `eval`ed): comparisons, + - * / //
+% and **, and / or / not, parentheses, numbers, config fields and derived values, min() max() abs()
+log2(); any value past 2^1024 is refused, naming the constraint and the part.
+
+Points stream (`SweepSpace.points` is a generator): a space of millions of points starts at once.
 `method` is `grid` (every valid point), `random` (`samples` distinct valid points) or `nsga2`
 (optuna's NSGA-II over `trials` points, minimising the `objectives`; utilization is maximised).
 Every mistake raises `SweepError` naming the field.
