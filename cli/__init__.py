@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -11,12 +12,14 @@ import numpy as np
 
 from ..configs import AccelConfig, load_config, preset_names
 from ..contract.codegen import check_all, write_all
+from ..contract.engine import DEFAULT_BUDGET
 from ..errors import TensorweaveError
 from ..isa import Program, ProgramError, assemble, build_isa, disassemble
 from ..isa.codegen import markdown
 from ..sim import run_functional
 from .buildable import check_args
 from .examples import find_source
+from .options import positive_int
 from .outputs import check_output, write_file
 
 USER_ERRORS = (TensorweaveError, FileNotFoundError)
@@ -126,7 +129,7 @@ def _print_counts(result, config: AccelConfig) -> None:
 def cmd_sim(args: argparse.Namespace) -> int:
     program = Program.load(args.program)
     config = _program_config(program, args.config)
-    result = run_functional(program)
+    result = run_functional(program, budget=args.budget)
     np.set_printoptions(threshold=64, linewidth=110)
     for name, value in result.outputs.items():
         print(f"output {name} {program.tensor(name).dtype} {value.shape}:\n{value}\n")
@@ -185,6 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("sim", cmd_sim, "run a program file on the functional simulator")
     p.add_argument("program")
     p.add_argument("--config", help="check the program was built for this config")
+    p.add_argument("--budget", "--max-iterations", type=positive_int, default=DEFAULT_BUDGET, metavar="N",
+                   help=f"stop with an error before the run passes N GEMM/ALU micro-op iterations "
+                        f"(default {DEFAULT_BUDGET:,}, far above any real model)")
     p = add("demo", cmd_demo, "quantize a small CNN, run it on the simulated accelerator, check it against "
                               "onnxruntime")
     p.add_argument("--config", default="vta-default")
@@ -207,13 +213,25 @@ def _register_plugin(module: str, sub) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run one command; errors print one line. Exit status: the command's, 2 for a user error or a bad
+    option, 130 after Ctrl-C ("interrupted", no traceback), 141 when stdout's reader went away (quietly)."""
     try:
+        args = build_parser().parse_args(argv)
         check_args(args)  # every command refuses an unbuildable config the same way
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()  # a reader that left shows up here, not in the interpreter's exit
+        return code
     except USER_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # `tensorweave isa doc | head -1`: nothing more can be written; point stdout at /dev/null so the
+        # interpreter's final flush stays quiet too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
+from .options import named_npy_file, nonneg_int, npz_file, positive_int
 from .outputs import OutputError, check_output, new_folder, write_file
 
 
@@ -150,9 +151,9 @@ def register(subparsers) -> None:
     p.add_argument("-o", "--output", required=True, help="the quantized model (.onnx)")
     p.add_argument("--force", action="store_true", help="replace an existing output file")
     group = p.add_mutually_exclusive_group()
-    group.add_argument("--samples", type=int, default=8, help="random calibration inputs (default 8)")
-    group.add_argument("--data", help=".npz with one array per input, first axis = samples")
-    p.add_argument("--seed", type=int, default=0)
+    group.add_argument("--samples", type=positive_int, default=8, help="random calibration inputs (default 8)")
+    group.add_argument("--data", type=npz_file, help=".npz with one array per input, first axis = samples")
+    p.add_argument("--seed", type=nonneg_int, default=0)
     p.add_argument("--scales", choices=("pow2", "onnxruntime"), default="pow2",
                    help="pow2 (default): round every scale up to a power of two, so the accelerator requantizes "
                         "with one rounding shift and matches onnxruntime bit for bit; onnxruntime: keep its scales")
@@ -186,8 +187,8 @@ def register(subparsers) -> None:
                                           "seeded random inputs (or --input NAME=FILE.npy).")
     common(p)
     p.add_argument("--engine", choices=("functional", "rtl"), default="functional")
-    p.add_argument("--input", action="append", metavar="NAME=FILE.npy")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
+    p.add_argument("--input", action="append", type=named_npy_file, metavar="NAME=FILE.npy")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the random inputs")
     p.add_argument("--check", action="store_true", help="compare the outputs with onnxruntime on the same model")
     p.add_argument("--check-layers", action="store_true",
                    help="also run each layer on onnxruntime's inputs and compare its int8 output (isolates each "

@@ -10,6 +10,7 @@ from ..configs import load_config
 from ..configs.config import PRESET_DIR
 from ..dse.space import SweepError
 from ..isa import Program
+from .options import nonneg_int, positive_int
 from .outputs import check_output
 
 SPACES = PRESET_DIR / "sweeps"
@@ -102,12 +103,12 @@ def register(subparsers) -> None:
                                           "writes results.csv/.parquet, pareto.png/.svg and report.html.")
     p.add_argument("space", help=f"a shipped space ({', '.join(space_names())}) or a sweep space YAML file")
     p.add_argument("-o", "--output", help="results folder (default out/dse/<space name>); reruns resume here")
-    p.add_argument("-j", "--workers", type=int, help="local worker processes (default: CPU count)")
+    p.add_argument("-j", "--workers", type=positive_int, help="local worker processes (default: CPU count)")
     p.add_argument("--ray", metavar="ADDRESS", help="run on a Ray cluster ('auto', 'local', or host:port); "
                                                     "needs tensorweave[ray]")
     p.add_argument("--fresh", action="store_true", help="discard earlier results in the output folder")
     p.add_argument("--force", action="store_true", help="write into a non-empty folder that holds no results.csv")
-    p.add_argument("--max-points", type=int, help="stop after evaluating this many new points (resume later)")
+    p.add_argument("--max-points", type=nonneg_int, help="stop after evaluating this many new points (resume later)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_sweep)
 

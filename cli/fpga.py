@@ -10,6 +10,7 @@ from typing import Any
 from ..configs import load_config, preset_names
 from ..fpga.boards import BOARDS, RESOURCE_NAMES, board_names, get_board
 from ..fpga.design import DEMO
+from .options import positive_float, positive_int, power_of_two
 from .outputs import CLAIM, check_output, claim_folder, write_file
 
 
@@ -179,10 +180,10 @@ def register(subparsers) -> None:
         if name != "estimate":
             p.add_argument("--force", action="store_true", help="go on even when the estimate says it does not fit")
         if name == "build":
-            p.add_argument("--dram-kib", type=int, default=64,
+            p.add_argument("--dram-kib", type=power_of_two, default=64,
                            help="on-chip DRAM model size in KiB, a power of two (ECP5 SoC; default 64)")
         if name == "project":
-            p.add_argument("--clock-mhz", type=float, help="fabric clock (default: the board's, 100 MHz)")
+            p.add_argument("--clock-mhz", type=positive_float, help="fabric clock (default: the board's, 100 MHz)")
             p.add_argument("--build", action="store_true", help="also run the Vivado build (needs vivado on PATH)")
         else:
             p.add_argument("--no-cache", action="store_true", help="ignore cached results")
@@ -193,7 +194,7 @@ def register(subparsers) -> None:
     p.add_argument("-o", "--output", help="write the table here (default docs/fpga/fit-table.md in a checkout; "
                                           "printed when installed)")
     p.add_argument("--boards", nargs="*", help="boards to refresh (default: all)")
-    p.add_argument("-j", "--jobs", type=int, default=1,
+    p.add_argument("-j", "--jobs", type=positive_int, default=1,
                    help="with --refresh: syntheses run at once (one core each; a large preset needs several GB)")
     p.add_argument("--check", action="store_true", help="exit 1 when the table or an estimate is out of date")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")

@@ -6,13 +6,9 @@ import argparse
 from dataclasses import replace
 
 from ..configs import load_config
-from ..errors import TensorweaveError
 from ..isa import Program
+from .options import address, positive_int
 from .outputs import check_output, new_folder
-
-
-class HwCommandError(TensorweaveError, ValueError):
-    """A bad argument to a `tensorweave hw` command."""
 
 
 def cmd_verilog(args: argparse.Namespace) -> int:
@@ -48,8 +44,6 @@ def cmd_sim(args: argparse.Namespace) -> int:
     from ..sim import run_functional
 
     program = Program.load(args.program)
-    if args.dram_base < 0:
-        raise HwCommandError(f"--dram-base must be a non-negative byte address, not {args.dram_base}")
     run = simulate(program, dram_base=args.dram_base, max_cycles=args.max_cycles)
     rows = [("status", f"{'done' if run.done else 'error'} ({run.status:#x})"), ("cycles", run.cycles)]
     if run.error:
@@ -84,7 +78,7 @@ def register(subparsers) -> None:
     p = sub.add_parser("sim", help="run a program file on the Amaranth model (slow: small programs) "
                                    "and compare DRAM with the functional simulator")
     p.add_argument("program")
-    p.add_argument("--dram-base", type=lambda s: int(s, 0), default=0x1000)
-    p.add_argument("--max-cycles", type=int, default=200_000)
+    p.add_argument("--dram-base", type=address, default=0x1000, help="byte address (4096, 0x1000)")
+    p.add_argument("--max-cycles", type=positive_int, default=200_000)
     p.add_argument("--no-check", action="store_true", help="skip the comparison with the functional simulator")
     p.set_defaults(func=cmd_sim)

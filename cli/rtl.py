@@ -9,6 +9,7 @@ from pathlib import Path
 from ..configs import load_config
 from ..isa import Program
 from ..sim import run_functional
+from .options import nonneg_int, percent_below_100, positive_int
 from .outputs import OutputError, check_output
 
 
@@ -94,14 +95,17 @@ def register(subparsers) -> None:
     p.add_argument("--waves", help="dump VCD waveforms to this file (its folder is created; an existing VCD file "
                                    "is replaced, any other file only with --force)")
     p.add_argument("--force", action="store_true", help="replace an existing --waves file that is not a VCD file")
-    p.add_argument("--stall", type=int, default=0, help="percent of cycles the DRAM model stalls ready/valid")
+    p.add_argument("--waves", help="dump VCD waveforms to this file")
+    p.add_argument("--stall", type=percent_below_100, default=0,
+                   help="percent of cycles the DRAM model stalls ready/valid (0 to 99)")
     p.add_argument("--compare", action="store_true", help="check the outputs against the functional simulator")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("fuzz", help="random valid programs on the RTL, each compared with the functional simulator")
     p.add_argument("--config", default="tiny")
-    p.add_argument("--count", type=int, default=1000)
-    p.add_argument("--seed", type=int, default=0, help="first seed")
-    p.add_argument("--stall", type=int, default=0, help="percent of cycles the DRAM model stalls ready/valid")
+    p.add_argument("--count", type=positive_int, default=1000)
+    p.add_argument("--seed", type=nonneg_int, default=0, help="first seed")
+    p.add_argument("--stall", type=percent_below_100, default=0,
+                   help="percent of cycles the DRAM model stalls ready/valid (0 to 99)")
     p.add_argument("--save-dir", default="rtl-fuzz-failures", help="where failing programs are saved (.twp)")
     p.set_defaults(func=cmd_fuzz)

@@ -25,11 +25,45 @@ from ..errors import TensorweaveError
 
 if TYPE_CHECKING:
     from ..configs import AccelConfig
-    from ..isa import Program
+    from ..isa import Insn, Program
 
 
 class EngineError(TensorweaveError, LookupError):
     """An engine or cost-model name that is not registered, or a factory that cannot be imported."""
+
+
+# The default budget of a run, in micro-op iterations (GEMM and ALU loop bodies, reset included): far
+# above any real model. The reference is ResNet-18, whose biggest layer program takes 0.51 M iterations
+# on vta-default and 7.4 M on tiny (dse/workloads.py, gemm and compiler programs); 1 << 30 is ~145x
+# the latter. A valid program can still declare 3 x 10^10 in one instruction (iter_out and iter_in at
+# the loop_iter maximum): the budget stops it before it runs instead of hanging for minutes.
+DEFAULT_BUDGET = 1 << 30
+
+
+def loop_iterations(insn: Insn) -> int:
+    """Micro-op iterations a GEMM / ALU instruction declares: iter_out x iter_in x (uop_end - uop_begin), else 0."""
+    if insn.op not in ("GEMM", "ALU"):
+        return 0
+    return insn.iter_out * insn.iter_in * max(0, insn.uop_end - insn.uop_begin)
+
+
+def charge_budget(spent: int, budget: int, unit: str, index: int, insn: Insn,
+                  error: type[TensorweaveError]) -> int:
+    """`spent` plus instruction `index`'s micro-op iterations, or `error` naming the unit and the instruction
+    when that passes `budget` (checked before the instruction runs, so nothing runs past it)."""
+    total = spent + loop_iterations(insn)
+    if total > budget:
+        raise error(f"budget exceeded: instruction {index} ({insn.op.lower()}) in the {unit} unit would bring the "
+                    f"run to {total:,} micro-op iterations, past the budget of {budget:,} (run with a larger "
+                    f"budget, e.g. --budget, if the program really needs it)")
+    return total
+
+
+def check_budget_value(budget: int) -> int:
+    """`budget` if it is a positive integer, else `EngineError`."""
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+        raise EngineError(f"budget must be a positive number of micro-op iterations, not {budget!r}")
+    return budget
 
 
 @dataclass
@@ -87,7 +121,8 @@ class CostModel(Protocol):
     def estimate(self, program: Program) -> CostEstimate: ...
 
 
-# name -> "module:factory"; the factory takes no arguments and returns the Engine / CostModel.
+# name -> "module:factory"; the factory needs no arguments (it takes get_engine's options, e.g. budget=)
+# and returns the Engine / CostModel.
 # What each one counts (all return the same outputs, bit for bit; tests/contract/test_engine.py):
 ENGINES: dict[str, str] = {
     "functional": "tensorweave.sim.engines:FunctionalEngine",  # the definition; stats, no cycles
@@ -102,7 +137,7 @@ COST_MODELS: dict[str, str] = {
 }
 
 
-def _resolve(table: Mapping[str, str], kind: str, name: str) -> object:
+def _resolve(table: Mapping[str, str], kind: str, name: str, options: Mapping[str, object]) -> object:
     if name not in table:
         raise EngineError(f"unknown {kind} '{name}': one of {', '.join(sorted(table)) or '(none registered)'}")
     module, _, attr = table[name].partition(":")
@@ -110,22 +145,31 @@ def _resolve(table: Mapping[str, str], kind: str, name: str) -> object:
         factory = getattr(importlib.import_module(module), attr)
     except (ImportError, AttributeError) as exc:
         raise EngineError(f"{kind} '{name}' ({table[name]}) is not available: {exc}") from None
-    return factory()
+    try:
+        return factory(**options)
+    except TypeError as exc:
+        if not options:
+            raise
+        raise EngineError(f"{kind} '{name}' does not take the option(s) {', '.join(sorted(options))} ({exc})") from None
 
 
-def get_engine(engine: str | Engine) -> Engine:
-    """The engine named `engine` (a key of `ENGINES`), or `engine` itself when it already is one."""
+def get_engine(engine: str | Engine, **options: object) -> Engine:
+    """The engine named `engine` (a key of `ENGINES`), or `engine` itself when it already is one.
+
+    `options` go to the engine's factory, e.g. `budget=` (micro-op iterations, `DEFAULT_BUDGET`) for the
+    functional and cycle engines and the RTL harness."""
     if isinstance(engine, str):
-        found = _resolve(ENGINES, "engine", engine)
+        found = _resolve(ENGINES, "engine", engine, options)
         assert isinstance(found, Engine), f"{ENGINES[engine]} did not return an Engine"
         return found
     return engine
 
 
-def get_cost_model(model: str | CostModel) -> CostModel:
-    """The cost model named `model` (a key of `COST_MODELS`), or `model` itself when it already is one."""
+def get_cost_model(model: str | CostModel, **options: object) -> CostModel:
+    """The cost model named `model` (a key of `COST_MODELS`), or `model` itself when it already is one;
+    `options` go to its factory."""
     if isinstance(model, str):
-        found = _resolve(COST_MODELS, "cost model", model)
+        found = _resolve(COST_MODELS, "cost model", model, options)
         assert isinstance(found, CostModel), f"{COST_MODELS[model]} did not return a CostModel"
         return found
     return model

@@ -22,11 +22,11 @@ import numpy as np
 
 from ..configs import AccelConfig
 from ..contract import error_codes
-from ..contract.engine import RunResult, Stats
+from ..contract.engine import DEFAULT_BUDGET, RunResult, Stats, charge_budget
 from ..contract.registers import config_digest_value, unit_states
-from ..contract.topology import UNITS
+from ..contract.topology import UNITS, unit_of
 from ..errors import TensorweaveError
-from ..isa import Program, build_isa
+from ..isa import ISAError, Program, build_isa
 from ..isa.asm import disassemble_insn
 from .build import HarnessBuild, build_harness, cxx_opt_default
 
@@ -137,22 +137,31 @@ def _profile(text: str) -> tuple[tuple[int, int, int, int], ...]:
     return tuple(tuple(values[4 * u:4 * u + 4]) for u in range(len(values) // 4))  # type: ignore[misc]
 
 
-def cycle_budget(program: Program) -> int:
-    """A generous watchdog limit: far above what any sane implementation needs for `program`."""
+def cycle_budget(program: Program, budget: int = DEFAULT_BUDGET) -> int:
+    """A generous watchdog limit: far above what any sane implementation needs for `program`.
+
+    It grows with the work the program declares, so a program past `budget` micro-op iterations (the
+    functional simulator's budget, `contract/engine.py`) is refused here with an `RTLError` naming the
+    unit and instruction: the watchdog never waits longer than for a program within the budget."""
     isa, c = build_isa(program.config), program.config
     total = 20_000 + 64 * len(program.insns)
     row_bytes = max(c.inp_row_bytes, c.wgt_row_bytes, c.acc_row_bytes, c.uop_bytes)
-    for word in program.insns:
+    spent = 0
+    for index, word in enumerate(program.insns):
         try:
             insn = isa.decode(word)
-        except ValueError:
+            unit = unit_of(isa, insn)
+        except (ValueError, ISAError):
             continue
+        spent = charge_budget(spent, budget, unit, index, insn, RTLError)
         f = insn.fields
         if insn.op in ("LOAD", "STORE"):
             rows = (f["y_size"] + f["y_pad_0"] + f["y_pad_1"]) * (f["x_size"] + f["x_pad_0"] + f["x_pad_1"])
             total += 64 * f["y_size"] + rows * (8 + 4 * row_bytes // c.bus_bytes)
         elif insn.op in ("GEMM", "ALU"):
             total += 64 + 8 * f["iter_out"] * f["iter_in"] * max(1, f["uop_end"] - f["uop_begin"])
+        elif insn.op == "FINISH":
+            break  # fetch stops here
     return 20 * total
 
 
@@ -210,9 +219,10 @@ def to_run_result(program: Program, result: HarnessResult, check_digest: bool = 
 
 
 def harness_jobs(programs: Sequence[Program], inputs: Sequence[Mapping[str, np.ndarray] | None] | None = None,
-                 stall_percent: int = 0, max_cycles: int | None = None, waves: Path | None = None) -> list[HarnessJob]:
+                 stall_percent: int = 0, max_cycles: int | None = None, waves: Path | None = None,
+                 budget: int = DEFAULT_BUDGET) -> list[HarnessJob]:
     inputs = inputs or [None] * len(programs)
-    return [HarnessJob(bytes(p.dram_image(i)), len(p.insns), max_cycles or cycle_budget(p),
+    return [HarnessJob(bytes(p.dram_image(i)), len(p.insns), max_cycles or cycle_budget(p, budget),
                        stall_percent=stall_percent, seed=n + 1, waves=waves)
             for n, (p, i) in enumerate(zip(programs, inputs))]
 
@@ -249,10 +259,12 @@ def run_rtl_many(programs: Sequence[Program], config: AccelConfig,
 
 
 def run_on_harness(program: Program, inputs: Mapping[str, np.ndarray] | None = None,
-                   waves: str | Path | None = None, stall_percent: int = 0, max_cycles: int | None = None) -> RunResult:
-    """Run `program` on the C++ harness of its config (`run_rtl(..., engine="harness")`); `waves`: a VCD file."""
+                   waves: str | Path | None = None, stall_percent: int = 0, max_cycles: int | None = None,
+                   budget: int = DEFAULT_BUDGET) -> RunResult:
+    """Run `program` on the C++ harness of its config (`run_rtl(..., engine="harness")`); `waves`: a VCD file;
+    `budget`: micro-op iterations, as the functional simulator's (`cycle_budget`)."""
+    job = harness_jobs([program], [inputs], stall_percent, max_cycles,  # first: refuses a program past the budget
+                       waves=Path(waves).resolve() if waves else None, budget=budget)
     build = harness_for(program.config, waves=waves is not None)
-    job = harness_jobs([program], [inputs], stall_percent, max_cycles,
-                       waves=Path(waves).resolve() if waves else None)
     (result,) = run_harness(build.executable, job)
     return to_run_result(program, result)

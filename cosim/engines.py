@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..contract.engine import RunResult
+from ..contract.engine import DEFAULT_BUDGET, RunResult, check_budget_value
 from ..isa import Program
 from .cocotb_runner import run_cocotb
 from .engine import RTLError, run_on_harness
@@ -41,13 +41,18 @@ class _RTLEngine:
     name = ""
     _backend = ""
 
-    def __init__(self, stall_percent: int = 0, max_cycles: int | None = None):
-        """`stall_percent`: the DRAM model's random AXI stalls; `max_cycles`: the watchdog (default: generous)."""
-        self.stall_percent, self.max_cycles = stall_percent, max_cycles
+    def __init__(self, stall_percent: int = 0, max_cycles: int | None = None, budget: int = DEFAULT_BUDGET):
+        """`stall_percent`: the DRAM model's random AXI stalls; `max_cycles`: the watchdog (default: generous,
+        from the work the program declares, refused past `budget` micro-op iterations on the harness)."""
+        self.stall_percent, self.max_cycles, self.budget = stall_percent, max_cycles, check_budget_value(budget)
 
     def run(self, program: Program, inputs: Mapping[str, np.ndarray] | None = None) -> RunResult:
-        result = run_rtl(program, inputs, engine=self._backend, stall_percent=self.stall_percent,
-                         max_cycles=self.max_cycles)
+        if self._backend == "harness":
+            result = run_on_harness(program, inputs, stall_percent=self.stall_percent, max_cycles=self.max_cycles,
+                                    budget=self.budget)
+        else:
+            result = run_rtl(program, inputs, engine=self._backend, stall_percent=self.stall_percent,
+                             max_cycles=self.max_cycles)
         result.engine = self.name
         return result
 

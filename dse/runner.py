@@ -11,7 +11,9 @@ finished point into the results table, then write the Pareto plots and the HTML 
   of the sweep leaves no orphan workers burning CPU.
 - Points run in a process pool (`workers`, default the CPU count) or, with `ray_address`, as Ray
   tasks (`ray` is imported only then: install the `tensorweave[ray]` extra). The same code runs
-  on both; only the executor differs.
+  on both; only the executor differs. Points stream from the space (`SweepSpace.points`) to the
+  workers as slots free up, so a space of millions of points starts at once; `max_points` stops
+  drawing from the stream. Ctrl-C stops the workers at once, keeping every finished row.
 - The same space and seed give the same points and the same numbers: the grid is ordered, random
   sampling and NSGA-II are seeded, and the model is deterministic. The table is sorted by point
   index when written, so finishing order does not show.
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import itertools
 import json
 import os
 import signal
@@ -28,7 +31,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -38,22 +41,45 @@ from tqdm import tqdm
 
 from .evaluate import Task, evaluate_point
 from .results import ResultsTable, Row
-from .space import METRICS, SweepError, SweepSpace, point_key
+from .space import METRICS, RANDOM_LISTED, SweepError, SweepSpace, point_key
 
 # --- executors: an iterable of tasks in, rows out as they finish ----------------------------------
 Evaluate = Callable[[Task], Row]
 
 
-def local_executor(workers: int) -> Callable[[Evaluate, list[Task]], Iterator[Row]]:
-    def run(evaluate: Evaluate, tasks: list[Task]) -> Iterator[Row]:
-        if workers <= 1 or len(tasks) <= 1:
-            yield from map(evaluate, tasks)
+def local_executor(workers: int) -> Callable[[Evaluate, Iterable[Task]], Iterator[Row]]:
+    """Tasks on `workers` processes, taken from the iterable as slots free up (a stream of millions of
+    points is never listed). On Ctrl-C the pool is torn down at once (queued points cancelled, running
+    ones stopped); the rows already yielded are the sweep's to keep."""
+    def run(evaluate: Evaluate, tasks: Iterable[Task]) -> Iterator[Row]:
+        stream = iter(tasks)
+        head = list(itertools.islice(stream, 2 * workers if workers > 1 else 1))
+        if workers <= 1 or len(head) <= 1:
+            yield from map(evaluate, itertools.chain(head, stream))
             return
-        with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=get_context("spawn"),
-                                 initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
-            for future in as_completed([pool.submit(evaluate, t) for t in tasks]):
-                yield future.result()
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=_worker_start,
+                                   initargs=(os.getpid(),))
+        try:
+            pending = {pool.submit(evaluate, t) for t in head}
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    yield future.result()
+                pending |= {pool.submit(evaluate, t) for t in itertools.islice(stream, len(done))}
+        except BaseException:  # Ctrl-C, or the consumer stopped early: do not wait for queued points
+            for process in list((getattr(pool, "_processes", None) or {}).values()):
+                process.terminate()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
     return run
+
+
+def _worker_start(parent: int) -> None:
+    """A worker's initializer: it leaves Ctrl-C to the parent, which stops it (no traceback from each
+    worker), and it dies with the parent (`die_with_parent`)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent(parent)
 
 
 def die_with_parent(parent: int) -> None:
@@ -78,7 +104,7 @@ def die_with_parent(parent: int) -> None:
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
-def ray_executor(address: str) -> Callable[[Evaluate, list[Task]], Iterator[Row]]:
+def ray_executor(address: str) -> Callable[[Evaluate, Iterable[Task]], Iterator[Row]]:
     """Ray tasks on the cluster at `address` ('auto' finds a running one; 'local' starts one here)."""
     try:
         import ray
@@ -89,7 +115,7 @@ def ray_executor(address: str) -> Callable[[Evaluate, list[Task]], Iterator[Row]
         ray.init(address=None if address == "local" else address, logging_level="ERROR", log_to_driver=False)
     remote = ray.remote(_call)
 
-    def run(evaluate: Evaluate, tasks: list[Task]) -> Iterator[Row]:
+    def run(evaluate: Evaluate, tasks: Iterable[Task]) -> Iterator[Row]:
         pending = [remote.remote(evaluate, t) for t in tasks]
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
@@ -129,41 +155,46 @@ def run_sweep(space: SweepSpace, directory: str | Path, workers: int | None = No
         print(f"warning: {warning}", file=sys.stderr)
     (directory / "space.json").write_text(json.dumps(space.to_dict(), indent=1, default=list))
     evaluate = functools.partial(evaluate_point, space)
-    state: dict[str, Any] = {"evaluated": 0, "reused": 0, "complete": True}
+    state: dict[str, Any] = {"evaluated": 0, "submitted": 0, "reused": 0, "complete": True}
     earlier = set(table.rows)  # keys finished by an earlier run
     counted: set[str] = set()
-    if space.search.method == "nsga2":
-        total = space.search.trials
-    else:
-        total = len(space.points())
-    bar = tqdm(total=total, desc=f"sweep {space.name}", unit="point", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=_total(space), desc=f"sweep {space.name}", unit="point", disable=not progress,
+               dynamic_ncols=True)
 
-    def run_batch(tasks: list[Task]) -> dict[str, Row]:
-        """Evaluate the tasks not yet in the table; returns the rows of all of them by key."""
-        todo: list[Task] = []
-        for task in tasks:
-            key = point_key(task.point)
-            if key in table.rows or any(point_key(t.point) == key for t in todo):
-                if key in earlier and key not in counted:
-                    state["reused"] += 1
-                    counted.add(key)
-                bar.update(1)
-            elif max_points is not None and state["evaluated"] + len(todo) >= max_points:
-                state["complete"] = False
-            else:
-                todo.append(task)
-        for row in execute(evaluate, todo):
+    def run_batch(tasks: Iterable[Task]) -> dict[str, Row]:
+        """Evaluate the tasks not yet in the table, as a stream; returns the rows of all of them by key."""
+        keys: list[str] = []
+        submitted: set[str] = set()
+
+        def todo() -> Iterator[Task]:
+            for task in tasks:
+                key = point_key(task.point)
+                keys.append(key)
+                if key in table.rows or key in submitted:
+                    if key in earlier and key not in counted:
+                        state["reused"] += 1
+                        counted.add(key)
+                    bar.update(1)
+                elif max_points is not None and state["submitted"] >= max_points:
+                    state["complete"] = False  # --max-points: stop drawing points from the stream here
+                    return
+                else:
+                    submitted.add(key)
+                    state["submitted"] += 1
+                    yield task
+
+        for row in execute(evaluate, todo()):
             table.add(row)
             state["evaluated"] += 1
             bar.update(1)
             bar.set_postfix_str(f"last {row['key']} {'failed' if row['error'] else 'ok'}")
-        return {point_key(t.point): table.rows[point_key(t.point)] for t in tasks if point_key(t.point) in table.rows}
+        return {key: table.rows[key] for key in keys if key in table.rows}
 
     try:
         if space.search.method == "nsga2":
             _nsga2(space, run_batch, state)
         else:
-            run_batch([Task(i, p) for i, p in enumerate(space.points())])
+            run_batch(Task(i, p) for i, p in enumerate(space.points()))
     finally:
         bar.close()
     result = SweepResult(space, directory, table.sorted(), state["evaluated"], state["reused"], state["complete"],
@@ -177,7 +208,16 @@ def run_sweep(space: SweepSpace, directory: str | Path, workers: int | None = No
     return result
 
 
-def _nsga2(space: SweepSpace, run_batch: Callable[[list[Task]], dict[str, Row]], state: dict[str, Any]) -> None:
+def _total(space: SweepSpace) -> int | None:
+    """The progress bar's length: the points to evaluate where knowing it is cheap, else None (a count)."""
+    if space.search.method == "nsga2":
+        return space.search.trials
+    if space.size > RANDOM_LISTED:
+        return space.search.samples if space.search.method == "random" else None
+    return sum(1 for _ in space.points())
+
+
+def _nsga2(space: SweepSpace, run_batch: Callable[[Iterable[Task]], dict[str, Row]], state: dict[str, Any]) -> None:
     """optuna's NSGA-II, one generation (population) at a time so a generation runs in parallel."""
     import optuna
     from optuna.trial import TrialState

@@ -16,6 +16,11 @@ A sweep space is one YAML file (see `configs/sweeps/`):
     metrics: [cycles, latency_ms, utilization, dram_bytes, lut, ff, dsp, bram, fmax_mhz]
     search: {method: nsga2, trials: 48, population: 12, seed: 0, objectives: [latency_ms, lut]}
 
+A constraint is a small expression language, interpreted (never `eval`ed): comparisons, + - * / //
+% and **, and / or / not, parentheses, numbers, config fields and derived values, min() max() abs()
+log2(); any value past 2^1024 is refused, naming the constraint and the part.
+
+Points stream (`SweepSpace.points` is a generator): a space of millions of points starts at once.
 `method` is `grid` (every valid point), `random` (`samples` distinct valid points) or `nsga2`
 (optuna's NSGA-II over `trials` points, minimising the `objectives`; utilization is maximised).
 Every mistake raises `SweepError` naming the field.
@@ -28,8 +33,10 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import math
+import operator
 import random
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -60,14 +67,109 @@ METRICS: dict[str, tuple[str, str]] = {
     "fmax_mhz": ("Fmax estimate (heuristic)", "maximize"),
 }
 METHODS = ("grid", "random", "nsga2")
+RANDOM_LISTED = 1_000_000  # random search over a space up to this size samples the list of its valid points
 _CONFIG_FIELDS = [f.name for f in dataclasses.fields(AccelConfig) if f.name not in ("name", "source")]
 _CONSTRAINT_NAMES = set(_CONFIG_FIELDS) | {
     "macs_per_cycle", "inp_row_bytes", "wgt_row_bytes", "acc_row_bytes", "out_row_bytes", "uop_bytes",
     "inp_depth", "wgt_depth", "acc_depth", "uop_depth", "bus_bytes"}
-_ALLOWED_NODES = (ast.Expression, ast.BoolOp, ast.And, ast.Or, ast.Compare, ast.BinOp, ast.UnaryOp, ast.Name,
-                  ast.Load, ast.Constant, ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow,
-                  ast.USub, ast.Not, ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Eq, ast.NotEq, ast.Call)
-_FUNCTIONS = {"min": min, "max": max}
+# The constraint grammar: comparisons (chained too), + - * / // % and a bounded **, unary - + not,
+# and / or, parentheses, integer and float literals, the names above, and the functions below. It is
+# interpreted node by node (never eval), and no value may grow past _MAX_BITS bits, so no constraint
+# can spin or fill memory (`9 ** 9 ** 9 ** 9` is refused at once).
+_MAX_BITS = 1024
+_FUNCTIONS: dict[str, Any] = {"min": min, "max": max, "abs": abs, "log2": math.log2}
+_BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
+           ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow}
+_COMPARE = {ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge,
+            ast.Eq: operator.eq, ast.NotEq: operator.ne}
+_UNARY: dict[type, Callable[[Any], Any]] = {ast.USub: operator.neg, ast.UAdd: operator.pos, ast.Not: operator.not_}
+_ALLOWED = "comparisons, + - * / // % **, and/or/not, parentheses, numbers, config fields, min() max() abs() log2()"
+
+
+class _Refused(Exception):
+    """A part of a constraint outside the grammar or its bounds: (the part's text, why)."""
+
+
+def _part(node: ast.AST) -> str:
+    return ast.unparse(node)
+
+
+def _check_tree(node: ast.AST) -> None:
+    """Refuse anything outside the grammar, naming the offending part."""
+    if isinstance(node, ast.Expression):
+        _check_tree(node.body)
+    elif isinstance(node, ast.BoolOp):
+        for value in node.values:
+            _check_tree(value)
+    elif isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
+        _check_tree(node.left)
+        _check_tree(node.right)
+    elif isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
+        _check_tree(node.operand)
+    elif isinstance(node, ast.Compare) and all(type(op) in _COMPARE for op in node.ops):
+        for value in (node.left, *node.comparators):
+            _check_tree(value)
+    elif isinstance(node, ast.Name):
+        if node.id not in _CONSTRAINT_NAMES:
+            raise _Refused(node.id, "is not a config field or derived value; names: "
+                           + ", ".join(sorted(_CONSTRAINT_NAMES)))
+    elif isinstance(node, ast.Constant):
+        if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
+            raise _Refused(_part(node), "is not a number")
+    elif isinstance(node, ast.Call):
+        if not (isinstance(node.func, ast.Name) and node.func.id in _FUNCTIONS) or node.keywords or not node.args:
+            raise _Refused(_part(node), f"calls something other than {', '.join(f'{f}()' for f in _FUNCTIONS)} "
+                                        f"with positional arguments")
+        for arg in node.args:
+            _check_tree(arg)
+    else:
+        raise _Refused(_part(node), f"({type(node).__name__}) is outside the grammar")
+
+
+def _bounded(value: Any, node: ast.AST) -> Any:
+    if isinstance(value, int) and value.bit_length() > _MAX_BITS:
+        raise _Refused(_part(node), f"is larger than 2^{_MAX_BITS}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _Refused(_part(node), "is not a finite number")
+    return value
+
+
+def _evaluate(node: ast.AST, names: Mapping[str, Any]) -> Any:
+    """The value of a checked constraint tree (`_check_tree`), every intermediate value bounded."""
+    if isinstance(node, ast.Expression):
+        return _evaluate(node.body, names)
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.Name):
+        return names[node.id]
+    if isinstance(node, ast.BoolOp):
+        value: Any = None
+        for item in node.values:
+            value = _evaluate(item, names)
+            if bool(value) == isinstance(node.op, ast.Or):
+                return value
+        return value
+    if isinstance(node, ast.UnaryOp):
+        return _bounded(_UNARY[type(node.op)](_evaluate(node.operand, names)), node)
+    if isinstance(node, ast.Compare):
+        left = _evaluate(node.left, names)
+        for op, item in zip(node.ops, node.comparators):
+            right = _evaluate(item, names)
+            if not _COMPARE[type(op)](left, right):
+                return False
+            left = right
+        return True
+    if isinstance(node, ast.Call):
+        args = [_evaluate(arg, names) for arg in node.args]
+        return _bounded(_FUNCTIONS[node.func.id](*args), node)  # type: ignore[attr-defined]
+    assert isinstance(node, ast.BinOp)
+    left, right = _evaluate(node.left, names), _evaluate(node.right, names)
+    if isinstance(node.op, ast.Pow):
+        # Bound the result before computing it: |left| ** right has about right * log2|left| bits.
+        if isinstance(right, (int, float)) and right > 0 and abs(left) > 1 and \
+                right * math.log2(abs(left)) > _MAX_BITS:
+            raise _Refused(_part(node), f"would be larger than 2^{_MAX_BITS}")
+    return _bounded(_BINARY[type(node.op)](left, right), node)
 
 
 @dataclass(frozen=True)
@@ -75,35 +177,55 @@ class Constraint:
     """A checked expression (see `parse_constraint`); kept as text so spaces pickle to workers."""
 
     text: str
+    where: str = ""
 
     def holds(self, config: AccelConfig) -> bool:
         names = {n: getattr(config, n) for n in _CONSTRAINT_NAMES}
-        return bool(eval(_compiled(self.text), {"__builtins__": {}, **_FUNCTIONS}, names))  # noqa: S307
+        try:
+            return bool(_evaluate(_parsed(self.text), names))
+        except _Refused as exc:  # a value past the bounds
+            part, why = exc.args
+            raise SweepError(f"{self.where or 'constraint'}: constraint '{self.text}': '{part}' {why}") from None
+        except (ArithmeticError, TypeError, ValueError) as exc:
+            raise SweepError(f"{self.where or 'constraint'}: constraint '{self.text}' cannot be evaluated for "
+                             f"config '{config.name}' ({type(exc).__name__}: {exc})") from None
+
+
+    def check_bounds(self, config: AccelConfig) -> None:
+        """`SweepError` if evaluating the constraint for `config` passes the grammar's bounds (arithmetic
+        errors, which may be particular to this config, are left to `holds`)."""
+        try:
+            self.holds(config)
+        except SweepError as exc:
+            if isinstance(exc.__context__, _Refused):
+                raise
 
 
 @lru_cache(maxsize=256)
-def _compiled(text: str) -> Any:
-    return compile(ast.parse(text, mode="eval"), "<constraint>", "eval")
+def _parsed(text: str) -> ast.Expression:
+    return ast.parse(text, mode="eval")
 
 
 def parse_constraint(text: object, where: str) -> Constraint:
+    """A constraint in the grammar above, or `SweepError` naming it, `where` and the offending part."""
     if not isinstance(text, str) or not text.strip():
         raise SweepError(f"{where}: a constraint is an expression string like 'block_in * block_out <= 1024', "
                          f"not {text!r}")
+    if len(text) > 1000:
+        raise SweepError(f"{where}: constraint of {len(text)} characters; at most 1000")
     try:
         tree = ast.parse(text, mode="eval")
-    except SyntaxError as exc:
-        raise SweepError(f"{where}: constraint '{text}' is not a valid expression ({exc.msg})") from None
-    for node in ast.walk(tree):
-        if not isinstance(node, _ALLOWED_NODES):
-            raise SweepError(f"{where}: constraint '{text}' uses {type(node).__name__}; allowed: arithmetic, "
-                             f"comparisons, and/or/not, min(), max() over config fields")
-        if isinstance(node, ast.Call) and not (isinstance(node.func, ast.Name) and node.func.id in _FUNCTIONS):
-            raise SweepError(f"{where}: constraint '{text}' calls something other than min() or max()")
-        if isinstance(node, ast.Name) and node.id not in _CONSTRAINT_NAMES and node.id not in _FUNCTIONS:
-            raise SweepError(f"{where}: constraint '{text}' names '{node.id}', which is not a config field or "
-                             f"derived value; names: {', '.join(sorted(_CONSTRAINT_NAMES))}")
-    return Constraint(text)
+    except (SyntaxError, ValueError) as exc:
+        raise SweepError(f"{where}: constraint '{text}' is not a valid expression "
+                         f"({getattr(exc, 'msg', exc)})") from None
+    except RecursionError:
+        raise SweepError(f"{where}: constraint '{text[:60]}...' is nested too deeply") from None
+    try:
+        _check_tree(tree)
+    except _Refused as exc:
+        part, why = exc.args
+        raise SweepError(f"{where}: constraint '{text}': '{part}' {why}; allowed: {_ALLOWED}") from None
+    return Constraint(text, where)
 
 
 @dataclass(frozen=True)
@@ -144,20 +266,60 @@ class SweepSpace:
         return config if all(c.holds(config) for c in self.constraints) else None
 
     def grid(self) -> Iterator[dict[str, Any]]:
-        """Every combination of parameter values, in order, valid or not."""
+        """Every combination of parameter values, in order, valid or not (generated, never stored)."""
         names = list(self.parameters)
         for values in itertools.product(*(self.parameters[n] for n in names)):
             yield dict(zip(names, values))
 
-    def points(self) -> list[dict[str, Any]]:
-        """The points a grid or random search evaluates (nsga2 asks optuna instead)."""
-        valid = [p for p in self.grid() if self.check(p) is not None]
-        if not valid:
-            raise SweepError(f"{self.source}: no point of the space is a valid config meeting every constraint")
-        if self.search.method == "random":
-            rng = random.Random(self.search.seed)
-            return rng.sample(valid, min(self.search.samples, len(valid)))
-        return valid
+    @property
+    def size(self) -> int:
+        """How many combinations the grid holds, valid or not."""
+        return math.prod(len(v) for v in self.parameters.values())
+
+    def point_at(self, index: int) -> dict[str, Any]:
+        """The grid's `index`-th combination (the last parameter varies fastest, as in `grid`)."""
+        point: dict[str, Any] = {}
+        for name in reversed(self.parameters):
+            values = self.parameters[name]
+            index, i = divmod(index, len(values))
+            point[name] = values[i]
+        return {name: point[name] for name in self.parameters}
+
+    def points(self) -> Iterator[dict[str, Any]]:
+        """The points a grid or random search evaluates (nsga2 asks optuna instead), as a stream: the first
+        one comes without enumerating the space, so a space of millions of points starts at once.
+
+        grid: the valid points in grid order. random: `samples` distinct valid points drawn with the
+        search's seed (a space of up to `RANDOM_LISTED` combinations samples its list of valid points;
+        a larger one draws grid indices, at most 50 per requested sample)."""
+        if self.search.method != "random":
+            return (p for p in self.grid() if self.check(p) is not None)
+        rng = random.Random(self.search.seed)
+        if self.size <= RANDOM_LISTED:
+            valid = [p for p in self.grid() if self.check(p) is not None]
+            return iter(rng.sample(valid, min(self.search.samples, len(valid))))
+        return self._drawn(rng)
+
+    def _drawn(self, rng: random.Random) -> Iterator[dict[str, Any]]:
+        seen: set[int] = set()
+        found = 0
+        for _ in range(50 * self.search.samples):
+            if found == self.search.samples:
+                return
+            index = rng.randrange(self.size)
+            if index in seen:
+                continue
+            seen.add(index)
+            point = self.point_at(index)
+            if self.check(point) is not None:
+                found += 1
+                yield point
+
+    def first_point(self) -> dict[str, Any]:
+        """The first point `points` gives, or `SweepError` when the space has none."""
+        for point in self.points():
+            return point
+        raise SweepError(f"{self.source}: no point of the space is a valid config meeting every constraint")
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "base": self.base.to_dict(), "parameters": {k: list(v) for k, v in
@@ -329,8 +491,10 @@ def parse_space(data: object, source: str = "<dict>") -> SweepSpace:
         raise SweepError(f"{source}: field 'programs' must be one of {', '.join(PROGRAM_SOURCES)}, not {programs!r}")
     space = SweepSpace(name, base, parameters, constraints, _workloads(data.get("workloads"), source),
                        metrics, _search(data.get("search"), metrics, source), source, programs)
+    for constraint in constraints:
+        constraint.check_bounds(space.base)  # `9 ** 9 ** 9 > block_in` fails now, not in a worker
     if space.search.method != "nsga2":
-        space.points()  # rejects a space with no valid point now, not after starting workers
+        space.first_point()  # rejects a space with no valid point now, not after starting workers
     return space
 
 

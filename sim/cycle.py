@@ -47,6 +47,10 @@ Every duration is a formula of the config (bus width, element sizes) and of the 
   acc[s] and acc[d] through the accumulator's one read port: `n * alu_src_ii + alu_src_latency`.
 - FINISH body: 0.
 
+Budget: `estimate_cycles` refuses a program whose GEMM / ALU instructions declare more micro-op
+iterations than `budget` (default `DEFAULT_BUDGET` of `contract/engine.py`, the functional simulator's
+too), naming the first instruction past it and its unit, so the models agree on what they run.
+
 Not modelled: DRAM that stalls (the harness's `stall_percent`), and a fetch burst's grant moving
 after fetch dispatched from it (a later LOAD that outranks it in the round robin). `estimate_cycles`
 does not check addresses: run the functional simulator for that.
@@ -59,6 +63,7 @@ from dataclasses import dataclass, field
 
 from ..configs import AccelConfig
 from ..contract import alu
+from ..contract.engine import DEFAULT_BUDGET, charge_budget, check_budget_value
 from ..contract.topology import SIDES, TOKEN_QUEUES, UNITS, token_queue, unit_of
 from ..errors import TensorweaveError
 from ..isa import Insn, ISAError, Program, build_isa, element_bytes
@@ -302,17 +307,23 @@ def _token_queues(unit: str, index: int, insn: Insn, kind: str) -> list[str]:
     return queues
 
 
-def estimate_cycles(program: Program, timing: Timing = DEFAULT_TIMING, keep_timeline: bool = False) -> CycleReport:
-    """Estimate the cycles `program` takes on its config's accelerator (see the module docstring)."""
+def estimate_cycles(program: Program, timing: Timing = DEFAULT_TIMING, keep_timeline: bool = False,
+                    budget: int = DEFAULT_BUDGET) -> CycleReport:
+    """Estimate the cycles `program` takes on its config's accelerator (see the module docstring); a
+    program past `budget` micro-op iterations is refused."""
     config = program.config
     model = _Model(config, timing)
+    check_budget_value(budget)
     decoded: list[tuple[str, Insn]] = []
+    spent = 0
     for index, word in enumerate(program.insns):
         try:
             insn = model.isa.decode(word)
         except ValueError as exc:
             raise CycleModelError(f"instruction {index}: illegal instruction word {word:#x} ({exc})") from None
-        decoded.append((model.route(index, insn), insn))
+        unit = model.route(index, insn)
+        spent = charge_budget(spent, budget, unit, index, insn, CycleModelError)
+        decoded.append((unit, insn))
         if insn.op == "FINISH":
             break
     else:

@@ -10,7 +10,9 @@
 - `CycleCostModel` ("cycle"): `estimate_cycles` as a `CostModel`, for the compiler's scheduler;
   it does not run the program (no addresses checked, no outputs).
 
-All three are constructible without arguments, as the registries of `contract/engine.py` need.
+All three are constructible without arguments, as the registries of `contract/engine.py` need; each
+takes `budget=` (micro-op iterations a run may execute, default `DEFAULT_BUDGET` of `contract/engine.py`),
+passed by `get_engine(name, budget=...)`.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ..contract.engine import CostEstimate, RunResult
+from ..contract.engine import DEFAULT_BUDGET, CostEstimate, RunResult, check_budget_value
 from ..isa import Program
 from .cycle import DEFAULT_TIMING, CycleReport, Timing, estimate_cycles
 from .functional import run_functional
@@ -35,8 +37,11 @@ class FunctionalEngine:
 
     name = "functional"
 
+    def __init__(self, budget: int = DEFAULT_BUDGET):
+        self.budget = check_budget_value(budget)
+
     def run(self, program: Program, inputs: Mapping[str, np.ndarray] | None = None) -> RunResult:
-        result = run_functional(program, inputs)
+        result = run_functional(program, inputs, self.budget)
         result.engine = self.name
         return result
 
@@ -46,12 +51,12 @@ class CycleEngine:
 
     name = "cycle"
 
-    def __init__(self, timing: Timing = DEFAULT_TIMING):
-        self.timing = timing
+    def __init__(self, timing: Timing = DEFAULT_TIMING, budget: int = DEFAULT_BUDGET):
+        self.timing, self.budget = timing, check_budget_value(budget)
 
     def run(self, program: Program, inputs: Mapping[str, np.ndarray] | None = None) -> RunResult:
-        result = run_functional(program, inputs)  # first: it checks what the cycle model does not (addresses)
-        report = estimate_cycles(program, self.timing)
+        result = run_functional(program, inputs, self.budget)  # first: it checks what the cycle model does not
+        report = estimate_cycles(program, self.timing, budget=self.budget)
         result.cycles, result.busy, result.engine = report.cycles, unit_busy(report), self.name
         return result
 
@@ -61,9 +66,9 @@ class CycleCostModel:
 
     name = "cycle"
 
-    def __init__(self, timing: Timing = DEFAULT_TIMING):
-        self.timing = timing
+    def __init__(self, timing: Timing = DEFAULT_TIMING, budget: int = DEFAULT_BUDGET):
+        self.timing, self.budget = timing, check_budget_value(budget)
 
     def estimate(self, program: Program) -> CostEstimate:
-        report = estimate_cycles(program, self.timing)
+        report = estimate_cycles(program, self.timing, budget=self.budget)
         return CostEstimate(report.cycles, unit_busy(report), "sim.cycle")

@@ -8,6 +8,11 @@ queue is full. Fetch stops after FINISH; the run is done when every queue has dr
 unit can move, the program would deadlock on the hardware too, and `SimError` names each stuck
 unit, its instruction index and the token queue it waits on.
 
+Every run has a budget of micro-op iterations (GEMM and ALU loop bodies, reset included; default
+`DEFAULT_BUDGET` of `contract/engine.py`, far above any real model: ResNet-18's biggest layer takes
+0.51 M on vta-default, 7.4 M on tiny). An instruction that would pass it stops the run before it
+executes, with a `SimError` naming its unit and index.
+
 The per-instruction definitions are `_load`, `_store`, `_gemm` and `_alu` below; the ISA
 reference (isa/generated/*/ISA.md) links here.
 """
@@ -15,13 +20,13 @@ reference (isa/generated/*/ISA.md) links here.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 import numpy as np
 
 from ..configs import AccelConfig
 from ..contract import alu
-from ..contract.engine import RunResult, Stats
+from ..contract.engine import DEFAULT_BUDGET, RunResult, Stats, charge_budget, check_budget_value
 from ..contract.memories import memories
 from ..contract.topology import SIDES, TOKEN_QUEUES, UNITS, token_queue, unit_of
 from ..errors import TensorweaveError
@@ -43,10 +48,12 @@ class FunctionalSim:
     """Runs Programs for one config; `run` returns outputs and instruction statistics.
 
     Every `run` starts from zeroed scratchpads, so a reused simulator gives the same answer as a fresh one.
+    `budget`: the most micro-op iterations one run may execute (see the module docstring).
     """
 
-    def __init__(self, config: AccelConfig):
+    def __init__(self, config: AccelConfig, budget: int = DEFAULT_BUDGET):
         self.config = config
+        self.budget = check_budget_value(budget)
         self.isa = build_isa(config)
         self.memories = memories(config)
         self._uop_fields = {f.name: (f.offset, (1 << f.width) - 1) for f in self.isa.uop.named_fields}
@@ -63,6 +70,7 @@ class FunctionalSim:
         self._clear_scratchpads()
         self.dram = program.dram_image(inputs)
         self.stats = Stats()
+        self._spent = 0
         depth_cmd, depth_dep = self.config.cmd_queue_depth, self.config.dep_queue_depth
         commands: dict[str, deque[tuple[int, Insn]]] = {u: deque() for u in UNITS}
         tokens = {q: 0 for q in TOKEN_QUEUES.values()}
@@ -167,6 +175,7 @@ class FunctionalSim:
             raise SimError(f"instruction {index}: memory_id {insn.memory_id} is not a memory") from None
 
     def _execute(self, unit: str, index: int, insn: Insn) -> None:
+        self._spent = charge_budget(self._spent, self.budget, unit, index, insn, SimError)
         self.stats.insns[unit] += 1
         if insn.op == "LOAD":
             self._load(index, insn)
@@ -237,47 +246,62 @@ class FunctionalSim:
             raise SimError(f"instruction {index}: DRAM bytes {start}..{start + nbytes - 1} are outside the "
                            f"program's {len(self.dram)}-byte DRAM image")
 
-    def _loop_indices(self, index: int, insn: Insn) -> dict[str, np.ndarray]:
-        """The (iter_out, iter_in, uop) loop of GEMM/ALU as flat index arrays, in execution order."""
+    def _loop_chunks(self, index: int, insn: Insn, chunk: int = 1 << 15) -> Iterator[dict[str, np.ndarray]]:
+        """The (iter_out, iter_in, uop) loop of GEMM/ALU as flat index arrays, in execution order, about
+        `chunk` micro-ops at a time (a loop within the budget can still be too big to hold at once)."""
+        words = self._uop_words(index, insn)
+        count = insn.iter_out * insn.iter_in
+        if not words.size:
+            return
+        factors = {name: (insn.fields.get(f"{name}_factor_out", 0), insn.fields.get(f"{name}_factor_in", 0))
+                   for name in ("dst", "src", "wgt")}
+        bases = {name: (words >> offset) & mask for name, (offset, mask) in self._uop_fields.items()
+                 if name in factors}
+        step = max(1, chunk // words.size)
+        for lo in range(0, count, step):
+            k = np.arange(lo, min(count, lo + step))
+            i, j = (k // insn.iter_in)[:, None], (k % insn.iter_in)[:, None]
+            yield {name: (bases[name][None, :] + i * fo + j * fi).ravel() for name, (fo, fi) in factors.items()}
+
+    def _uop_words(self, index: int, insn: Insn) -> np.ndarray:
         if insn.uop_end > self.uop.shape[0]:
             raise SimError(f"instruction {index} ({insn.op.lower()}): uop_end {insn.uop_end} is past the "
                            f"micro-op buffer's {self.uop.shape[0]} entries")
-        words = self.uop[insn.uop_begin:insn.uop_end]
-        i = np.arange(insn.iter_out)[:, None, None]
-        j = np.arange(insn.iter_in)[None, :, None]
-        out = {}
-        for name in ("dst", "src", "wgt"):
-            offset, mask = self._uop_fields[name]
-            base = ((words >> offset) & mask)[None, None, :]
-            fo = insn.fields.get(f"{name}_factor_out", 0)
-            fi = insn.fields.get(f"{name}_factor_in", 0)
-            out[name] = (base + i * fo + j * fi).ravel()
-        return out
+        return self.uop[insn.uop_begin:insn.uop_end]
 
-    def _check_rows(self, index: int, insn: Insn, what: str, rows: np.ndarray, depth: int, memory: str) -> None:
-        if rows.size and rows.max() >= depth:
-            raise SimError(f"instruction {index} ({insn.op.lower()}): {what} index {int(rows.max())} is past "
+    def _loop_max(self, index: int, insn: Insn, name: str) -> int:
+        """The largest `name` (dst, src, wgt) index the loop reaches, -1 for an empty loop."""
+        words = self._uop_words(index, insn)
+        if not words.size or not insn.iter_out or not insn.iter_in:
+            return -1
+        offset, mask = self._uop_fields[name]
+        fo, fi = insn.fields.get(f"{name}_factor_out", 0), insn.fields.get(f"{name}_factor_in", 0)
+        return int(((words >> offset) & mask).max()) + (insn.iter_out - 1) * fo + (insn.iter_in - 1) * fi
+
+    def _check_rows(self, index: int, insn: Insn, name: str, what: str, depth: int, memory: str) -> None:
+        last = self._loop_max(index, insn, name)
+        if last >= depth:
+            raise SimError(f"instruction {index} ({insn.op.lower()}): {what} index {last} is past "
                            f"the {memory} scratchpad's {depth} rows")
 
     def _gemm(self, index: int, insn: Insn) -> None:
         """GEMM: acc[d] += inp[s] . wgt[w]^T over the micro-op loop (or acc[d] = 0 with reset)."""
         self.stats.ops["gemm.reset" if insn.reset else "gemm"] += 1
-        idx = self._loop_indices(index, insn)
-        dst = idx["dst"]
-        self._check_rows(index, insn, "accumulator", dst, self.acc.shape[0], "accumulator")
+        self._check_rows(index, insn, "dst", "accumulator", self.acc.shape[0], "accumulator")
         if insn.reset:
-            self.acc[dst] = 0
+            for idx in self._loop_chunks(index, insn):
+                self.acc[idx["dst"]] = 0
             return
-        src, wgt = idx["src"], idx["wgt"]
-        self._check_rows(index, insn, "input", src, self.inp.shape[0], "input")
-        self._check_rows(index, insn, "weight", wgt, self.wgt.shape[0], "weight")
-        self.stats.gemm_iterations += dst.size
-        chunk = 1 << 15
-        for lo in range(0, dst.size, chunk):
-            d, s, w = dst[lo:lo + chunk], src[lo:lo + chunk], wgt[lo:lo + chunk]
+        self._check_rows(index, insn, "src", "input", self.inp.shape[0], "input")
+        self._check_rows(index, insn, "wgt", "weight", self.wgt.shape[0], "weight")
+        touched = np.zeros(self.acc.shape[0], dtype=bool)
+        for idx in self._loop_chunks(index, insn):
+            d, s, w = idx["dst"], idx["src"], idx["wgt"]
+            self.stats.gemm_iterations += d.size
             np.add.at(self.acc, d, np.einsum("nbi,noi->nbo", self.inp[s], self.wgt[w]))
-        touched = np.unique(dst)
-        self.acc[touched] = _wrap(self.acc[touched], self.config.acc_width)
+            touched[d] = True
+        rows = np.flatnonzero(touched)
+        self.acc[rows] = _wrap(self.acc[rows], self.config.acc_width)
 
     def _alu(self, index: int, insn: Insn) -> None:
         """ALU: acc[d] = op(acc[d], imm or acc[s]) over the micro-op loop, in order; op is the record
@@ -289,26 +313,30 @@ class FunctionalSim:
                            f"'{self.config.name}' (alu_ops: {', '.join(self.config.alu_ops)})")
         op = record.name
         self.stats.ops[f"alu.{op.lower()}" + (".reset" if insn.reset else "")] += 1
-        idx = self._loop_indices(index, insn)
-        dst, src = idx["dst"], idx["src"]
-        self._check_rows(index, insn, "destination", dst, self.acc.shape[0], "accumulator")
+        self._check_rows(index, insn, "dst", "destination", self.acc.shape[0], "accumulator")
         if insn.reset:
-            self.acc[dst] = 0
+            for idx in self._loop_chunks(index, insn):
+                self.acc[idx["dst"]] = 0
             return
         reads_source = not insn.use_imm and record.reads_operand
         if reads_source:
-            self._check_rows(index, insn, "source", src, self.acc.shape[0], "accumulator")
-        self.stats.alu_iterations += dst.size
-        independent = np.unique(dst).size == dst.size and (
-            not reads_source or np.all(src == dst) or not np.intersect1d(src, dst).size)
+            self._check_rows(index, insn, "src", "source", self.acc.shape[0], "accumulator")
         width = self.config.acc_width
-        if independent:
-            operand = self.acc[src] if reads_source else insn.imm
-            self.acc[dst] = record.apply(self.acc[dst], operand, width)
-        else:
-            for d, s in zip(dst, src):
-                operand = self.acc[s] if reads_source else insn.imm
-                self.acc[d] = record.apply(self.acc[d], operand, width)
+        chunks = self._loop_chunks(index, insn, chunk=max(self.acc.shape[0], 1 << 15))
+        for idx in chunks:
+            dst, src = idx["dst"], idx["src"]
+            self.stats.alu_iterations += dst.size
+            # One chunk holds the whole loop whenever its destinations can all differ (no more of them
+            # than accumulator rows); only then can it run as one vector operation.
+            independent = np.unique(dst).size == dst.size and (
+                not reads_source or np.all(src == dst) or not np.intersect1d(src, dst).size)
+            if independent:
+                operand = self.acc[src] if reads_source else insn.imm
+                self.acc[dst] = record.apply(self.acc[dst], operand, width)
+            else:
+                for d, s in zip(dst, src):
+                    operand = self.acc[s] if reads_source else insn.imm
+                    self.acc[d] = record.apply(self.acc[d], operand, width)
 
 
 def alu_apply(op: str, a: np.ndarray, b: np.ndarray | int, width: int) -> np.ndarray:
@@ -316,6 +344,7 @@ def alu_apply(op: str, a: np.ndarray, b: np.ndarray | int, width: int) -> np.nda
     return alu.apply(op, a, b, width)
 
 
-def run_functional(program: Program, inputs: Mapping[str, np.ndarray] | None = None) -> RunResult:
-    """Run `program` on a fresh functional simulator of its own config."""
-    return FunctionalSim(program.config).run(program, inputs)
+def run_functional(program: Program, inputs: Mapping[str, np.ndarray] | None = None,
+                   budget: int = DEFAULT_BUDGET) -> RunResult:
+    """Run `program` on a fresh functional simulator of its own config, within `budget` micro-op iterations."""
+    return FunctionalSim(program.config, budget).run(program, inputs)
