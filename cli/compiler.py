@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from .options import named_npy_file, nonneg_int, npz_file, positive_int
+from .options import named_npy_file, nonneg_int, positive_int
 from .outputs import OutputError, check_output, new_folder, write_file
 
 
@@ -152,7 +152,7 @@ def register(subparsers) -> None:
     p.add_argument("--force", action="store_true", help="replace an existing output file")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--samples", type=positive_int, default=8, help="random calibration inputs (default 8)")
-    group.add_argument("--data", type=npz_file, help=".npz with one array per input, first axis = samples")
+    group.add_argument("--data", help=".npz with one array per input, first axis = samples")
     p.add_argument("--seed", type=nonneg_int, default=0)
     p.add_argument("--scales", choices=("pow2", "onnxruntime"), default="pow2",
                    help="pow2 (default): round every scale up to a power of two, so the accelerator requantizes "

@@ -10,11 +10,6 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Callable
-from pathlib import Path
-
-# The first bytes of the two NumPy file formats: .npy is a bare array, .npz a zip of .npy files.
-NPY_MAGIC = b"\x93NUMPY"
-ZIP_MAGIC = b"PK"
 
 
 def _int(text: str, base: int = 10) -> int:
@@ -65,33 +60,10 @@ def positive_float(text: str) -> float:
     return value
 
 
-def _check_format(path: str, suffix: str) -> str:
-    """`path` unless it exists and holds the other NumPy format than `suffix` (.npy or .npz) says."""
-    file = Path(path)
-    if not file.is_file():
-        return path  # a missing file is the loader's to report, with its own context
-    with file.open("rb") as f:
-        head = f.read(len(NPY_MAGIC))
-    if suffix == ".npy" and not head.startswith(NPY_MAGIC):
-        found = "an .npz archive" if head.startswith(ZIP_MAGIC) else "not a NumPy .npy file"
-        raise argparse.ArgumentTypeError(f"'{path}' is {found}; this option takes one array saved with numpy.save "
-                                         f"(.npy)")
-    if suffix == ".npz" and not head.startswith(ZIP_MAGIC):
-        found = "a single .npy array" if head.startswith(NPY_MAGIC) else "not a NumPy .npz archive"
-        raise argparse.ArgumentTypeError(f"'{path}' is {found}; this option takes an archive saved with "
-                                         f"numpy.savez (.npz)")
-    return path
-
-
-def npz_file(text: str) -> str:
-    """A path to an .npz archive (checked when the file exists)."""
-    return _check_format(text, ".npz")
-
-
 def named_npy_file(text: str) -> str:
-    """NAME=FILE.npy, the file (when it exists) a single .npy array; returned as given."""
+    """NAME=FILE.npy, returned as given (the file itself is read, and its format checked, by
+    `compiler.arrays.read_npy`: one loader for the CLI and the Python API)."""
     name, sep, path = text.partition("=")
     if not sep or not name or not path:
         raise argparse.ArgumentTypeError(f"must look like NAME=FILE.npy, not {text!r}")
-    _check_format(path, ".npy")
     return text

@@ -95,7 +95,6 @@ def register(subparsers) -> None:
     p.add_argument("--waves", help="dump VCD waveforms to this file (its folder is created; an existing VCD file "
                                    "is replaced, any other file only with --force)")
     p.add_argument("--force", action="store_true", help="replace an existing --waves file that is not a VCD file")
-    p.add_argument("--waves", help="dump VCD waveforms to this file")
     p.add_argument("--stall", type=percent_below_100, default=0,
                    help="percent of cycles the DRAM model stalls ready/valid (0 to 99)")
     p.add_argument("--compare", action="store_true", help="check the outputs against the functional simulator")

@@ -3,6 +3,8 @@
 import csv
 import itertools
 import time
+import tracemalloc
+import types
 
 import pytest
 from tensorweave.configs import load_config
@@ -28,7 +30,7 @@ def test_power_bomb_is_refused_at_once_naming_the_constraint_and_part():
         parse_space({**BASE, "constraints": ["2 ** 1000 * 2 ** 1000 > block_in"]})
     with pytest.raises(SweepError, match=r"'block_in \*\* 400' would be larger"):
         parse_space({**BASE, "constraints": ["block_in ** 400 > 1"]})
-    assert time.perf_counter() - start < 1
+    assert time.perf_counter() - start < 10  # a hang guard (the bomb used to spin forever), not a speed test
 
 
 @pytest.mark.parametrize("text, part", [
@@ -72,9 +74,15 @@ def test_a_point_where_a_constraint_divides_by_zero_names_the_constraint_and_con
 def test_a_ten_million_point_space_streams_its_first_points_at_once():
     space = parse_space(HUGE)
     assert space.size == 10_800_000
-    start = time.perf_counter()
-    first = list(itertools.islice(space.points(), 20))
-    assert time.perf_counter() - start < 1
+    # Streamed, not built: the first points come from a generator, and taking them allocates kilobytes
+    # (listing 10.8 M point dicts would take gigabytes). Memory, not time, so the check cannot flake.
+    points = space.points()
+    assert isinstance(points, types.GeneratorType)
+    tracemalloc.start()
+    first = list(itertools.islice(points, 20))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 5_000_000, peak
     assert len(first) == 20 and first[0]["clock_mhz"] == 1 and first[0] == space.point_at(0) | first[0]
     assert [p["cmd_queue_depth"] for p in first[:5]] == [2, 4, 8, 16, 32]  # grid order: last varies fastest
     assert space.point_at(space.size - 1) == {"clock_mhz": 2000, "block_in": 64, "block_out": 64, "batch": 16,
@@ -85,7 +93,7 @@ def test_random_search_over_a_huge_space_draws_without_listing_it():
     space = parse_space({**HUGE, "search": {"method": "random", "samples": 4, "seed": 1}})
     start = time.perf_counter()
     drawn = list(space.points())
-    assert time.perf_counter() - start < 2
+    assert time.perf_counter() - start < 20  # a hang guard: listing the space first would take hours
     assert len(drawn) == 4 and drawn == list(parse_space({**HUGE, "search": {"method": "random", "samples": 4,
                                                                                 "seed": 1}}).points())
     assert all(space.check(p) is not None for p in drawn)
@@ -94,7 +102,7 @@ def test_random_search_over_a_huge_space_draws_without_listing_it():
 def test_max_points_applies_while_streaming_a_huge_space(tmp_path):
     start = time.perf_counter()
     result = run_sweep(parse_space(HUGE), tmp_path, workers=1, progress=False, max_points=2, report=False)
-    assert time.perf_counter() - start < 30  # listing 10.8 M points first took hours
+    assert time.perf_counter() - start < 120  # a hang guard: listing 10.8 M points first took hours
     assert (result.evaluated, result.complete, len(result.rows)) == (2, False, 2)
     with (tmp_path / "results.csv").open() as f:
         assert [int(r["clock_mhz"]) for r in csv.DictReader(f)] == [1, 1]
