@@ -7,23 +7,22 @@ Tensors hold integers of a named dtype (int2/int4/int8/int16/int32, uint8), pack
 
 from __future__ import annotations
 
-import io
-import json
-import zipfile
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from ..configs import AccelConfig, ConfigError
+from ..configs import AccelConfig
 from ..errors import TensorweaveError
 from .spec import build_isa
 
 ROLES = ("input", "weight", "const", "output", "scratch")
 DTYPES = {"int2": (2, True), "int4": (4, True), "int8": (8, True), "uint8": (8, False),
           "int16": (16, True), "int32": (32, True)}
-FILE_FORMAT = "tensorweave-program/1"
+# 4 GiB: what 32-bit DRAM addresses reach (in bytes); bounds a hostile file's declared sizes too.
+MAX_DRAM_BYTES = 1 << 32
 
 
 class ProgramError(TensorweaveError, ValueError):
@@ -83,7 +82,7 @@ class Tensor:
 
     @property
     def size(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
+        return math.prod(self.shape)  # Python ints: a hostile shape cannot wrap around
 
     @property
     def nbytes(self) -> int:
@@ -118,7 +117,10 @@ class Program:
     def build(cls, config: AccelConfig, insns: list[int], uops: list[int], tensors: list[Tensor],
               data: Mapping[str, np.ndarray] | None = None) -> Program:
         """Place the regions in DRAM (tensors with an offset keep it) and check the initial data."""
-        insn_bytes = build_isa(config).instruction_width // 8
+        isa = build_isa(config)
+        insn_bytes = isa.instruction_width // 8
+        _check_words(insns, isa.instruction_width, "instruction")
+        _check_words(uops, isa.uop.word_width, "micro-op")
         align = element_alignment(config)
         uop_offset = _align(len(insns) * insn_bytes, align)
         cursor = _align(uop_offset + len(uops) * config.uop_bytes, align)
@@ -131,11 +133,18 @@ class Program:
             if t.role not in ROLES:
                 raise ProgramError(f"tensor '{t.name}': role '{t.role}' is not one of {', '.join(ROLES)}")
             dtype_bits(t.dtype)
+            if not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in t.shape):
+                raise ProgramError(f"tensor '{t.name}': shape {t.shape} is not a list of non-negative integers")
+            if t.offset < -1:
+                raise ProgramError(f"tensor '{t.name}': offset {t.offset} is negative")
             if t.offset < 0:
                 t = replace(t, offset=cursor)
             elif t.offset % align:
                 raise ProgramError(f"tensor '{t.name}': offset {t.offset} is not a multiple of {align} bytes")
             cursor = max(cursor, _align(t.offset + t.nbytes, align))
+            if cursor > MAX_DRAM_BYTES:
+                raise ProgramError(f"tensor '{t.name}' ends at byte {t.offset + t.nbytes}, beyond the largest "
+                                   f"DRAM image tensorweave builds ({MAX_DRAM_BYTES} bytes)")
             placed.append(t)
         _check_overlaps(placed, _align(uop_offset + len(uops) * config.uop_bytes, align))
         checked = {}
@@ -178,45 +187,15 @@ class Program:
 
     # --- the file -------------------------------------------------------------------------------
     def save(self, path: str | Path) -> None:
-        manifest = {
-            "format": FILE_FORMAT,
-            "config": self.config.to_dict(),
-            "insns": [f"{w:x}" for w in self.insns],
-            "uops": [f"{w:x}" for w in self.uops],
-            "tensors": [{"name": t.name, "role": t.role, "dtype": t.dtype, "shape": list(t.shape),
-                         "offset": t.offset} for t in self.tensors],
-        }
-        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
-            zf.writestr("manifest.json", json.dumps(manifest, indent=1))
-            for name, array in self.data.items():
-                buf = io.BytesIO()
-                np.save(buf, np.asarray(array, dtype=np.int64), allow_pickle=False)
-                zf.writestr(f"data/{name}.npy", buf.getvalue())
+        """Write the program file (see program_file.py: a zip of manifest.json and data/NAME.npy, checksummed)."""
+        from .program_file import save_program
+        save_program(self, Path(path))
 
     @classmethod
     def load(cls, path: str | Path) -> Program:
-        path = Path(path)
-        if not path.is_file():
-            raise ProgramError(f"program file '{path}' does not exist")
-        try:
-            with zipfile.ZipFile(path) as zf:
-                manifest = json.loads(zf.read("manifest.json"))
-                if manifest.get("format") != FILE_FORMAT:
-                    raise ProgramError(f"{path}: format {manifest.get('format')!r} is not {FILE_FORMAT!r}")
-                data = {}
-                for info in zf.infolist():
-                    if info.filename.startswith("data/") and info.filename.endswith(".npy"):
-                        name = info.filename[len("data/"):-len(".npy")]
-                        data[name] = np.load(io.BytesIO(zf.read(info)), allow_pickle=False)
-            config = AccelConfig.from_dict(manifest["config"], source=f"{path} (embedded config)")
-            tensors = [Tensor(t["name"], t["role"], t["dtype"], tuple(t["shape"]), t["offset"])
-                       for t in manifest["tensors"]]
-            return cls.build(config, [int(w, 16) for w in manifest["insns"]],
-                             [int(w, 16) for w in manifest["uops"]], tensors, data)
-        except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, ValueError, TypeError) as exc:
-            if isinstance(exc, (ProgramError, ConfigError)):
-                raise
-            raise ProgramError(f"{path} is not a readable tensorweave program ({type(exc).__name__}: {exc})") from None
+        """Read a program file; any damage or inconsistency raises ProgramError naming the file and the part."""
+        from .program_file import load_program
+        return load_program(Path(path))
 
 
 def _find(tensors: tuple[Tensor, ...] | list[Tensor], name: str) -> Tensor:
@@ -237,6 +216,14 @@ def _checked_values(t: Tensor, values: np.ndarray) -> np.ndarray:
         raise ProgramError(f"tensor '{t.name}': values span {array.min()}..{array.max()}, "
                            f"outside {t.dtype} ({lo}..{hi})")
     return array.astype(np.int64)
+
+
+def _check_words(words: list[int], width: int, what: str) -> None:
+    for i, word in enumerate(words):
+        if not isinstance(word, int) or isinstance(word, bool) or not 0 <= word < 1 << width:
+            shown = f"0x{word:x}" if isinstance(word, int) else repr(word)
+            raise ProgramError(f"{what} {i}: word {shown} does not fit the {width}-bit {what} word "
+                               f"(allowed 0 <= word < 2**{width})")
 
 
 def _check_overlaps(tensors: list[Tensor], first_free: int) -> None:

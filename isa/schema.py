@@ -94,8 +94,8 @@ def check_spec(data: Any, source: str) -> None:
             raise _fail(source, f"formats.{excerpt(name)}", "not a name", "identifiers (letters, digits, '_')")
         body = _mapping(source, f"formats.{name}", body, "{doc: TEXT, fields: [...]}")
         _check_body(source, f"formats.{name}", body)
-        _check_entries(source, f"formats.{name}.fields", _entries(source, f"formats.{name}.fields", body["fields"], empty=True),
-                       names, set(head_fields))
+        fields = _entries(source, f"formats.{name}.fields", body["fields"], empty=True)
+        _check_entries(source, f"formats.{name}.fields", fields, names, set(head_fields))
     if set(formats) != set(enums["opcode"]):
         raise _fail(source, "formats", f"formats {sorted(formats)} and opcodes {sorted(enums['opcode'])} differ",
                     "one format per member of enums.opcode")
