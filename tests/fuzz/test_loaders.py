@@ -167,6 +167,8 @@ def report(target: str, started: float) -> None:
 
 # --- config YAML ------------------------------------------------------------------------------------
 CONFIG_SEEDS = [(PRESET_DIR / f"{name}.yaml").read_bytes() for name in preset_names()]
+# Every field's valid values (their combinations can still be invalid: a row under a byte, a buffer
+# smaller than a row, a format overflowing its word).
 GOOD = {
     "name": st.sampled_from(["a", "x-1", "tiny"]), "batch": st.sampled_from([1, 2, 4, 8, 16]),
     "block_in": st.sampled_from([2, 4, 8, 16, 32, 64]), "block_out": st.sampled_from([2, 4, 8, 16, 32, 64]),
@@ -177,22 +179,32 @@ GOOD = {
     "inp_buffer_bytes": st.sampled_from([2 ** k for k in range(4, 23)]),
     "wgt_buffer_bytes": st.sampled_from([2 ** k for k in range(4, 23)]),
     "acc_buffer_bytes": st.sampled_from([2 ** k for k in range(4, 23)]),
-    "alu_ops": st.lists(st.sampled_from(["MIN", "MAX", "ADD", "SHR", "MUL", "RSHR", "DIV"]), max_size=7),
-    "clock_mhz": st.integers(-1, 2100), "cmd_queue_depth": st.sampled_from([1, 2, 16, 4096, 8192]),
-    "dep_queue_depth": st.sampled_from([2, 3, 256]),
+    "alu_ops": st.lists(st.sampled_from(["MIN", "MAX", "ADD", "SHR", "MUL", "RSHR"]), min_size=1, unique=True),
+    "clock_mhz": st.integers(1, 2000), "cmd_queue_depth": st.sampled_from([2, 16, 4096]),
+    "dep_queue_depth": st.sampled_from([2, 256]),
+}
+NEAR = {  # values just outside a field's range, of the right type
+    "batch": [0, 3, 32], "block_in": [1, 12, 128], "inp_width": [1, 16], "acc_width": [8, 64],
+    "uop_buffer_bytes": [32, 3 * 1024], "clock_mhz": [0, -1, 2001], "alu_ops": [[], ["MIN", "MIN"], ["DIV"],
+                                                                                [["MIN"]], [1]],
+    "name": ["", "a b", "ü"], "cmd_queue_depth": [1, 8192],
 }
 
 
 @st.composite
 def config_documents(draw: st.DrawFn) -> bytes:
-    doc: dict[Any, Any] = {}
-    for key, good in GOOD.items():
-        choice = draw(st.integers(0, 9))
-        if choice == 0:
-            continue  # a missing field
-        doc[key] = draw(WILD) if choice == 1 else draw(good)
-    if draw(st.integers(0, 9)) == 0:
-        doc[draw(st.text(max_size=8))] = draw(WILD)  # an unknown field
+    doc: dict[Any, Any] = {key: draw(good) for key, good in GOOD.items()}
+    for _ in range(draw(st.integers(0, 2))):
+        key = draw(st.sampled_from(sorted(GOOD)))
+        action = draw(st.sampled_from(["wild", "near", "delete", "unknown"]))
+        if action == "wild":
+            doc[key] = draw(WILD)
+        elif action == "near" and key in NEAR:
+            doc[key] = draw(st.sampled_from(NEAR[key]))
+        elif action == "delete":
+            doc.pop(key, None)
+        elif action == "unknown":
+            doc[draw(st.text(max_size=8))] = draw(WILD)
     top = doc if draw(st.integers(0, 19)) else draw(WILD)
     return yaml.safe_dump(top).encode()
 
