@@ -9,6 +9,7 @@ files larger than any description needs.
 
 from __future__ import annotations
 
+import io
 import reprlib
 from pathlib import Path
 from typing import Any
@@ -93,8 +94,10 @@ def parse_yaml(raw: bytes | str, error: type[TensorweaveError], source: str) -> 
     if isinstance(raw, bytes) and b"\0" in raw and not raw.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise error(f"{source}: a binary file, not YAML text (UTF-8 or UTF-16 with a byte-order mark)")
     try:
-        loader = _StrictLoader(raw)
-        loader.name = source  # marks (line numbers in YAML's messages) name the file
+        # a stream with a name: YAML's own messages (marks with line and column) then name the file
+        stream = io.BytesIO(raw.encode() if isinstance(raw, str) else raw)
+        stream.name = source  # type: ignore[attr-defined]
+        loader = _StrictLoader(stream)
         try:
             data = loader.get_single_data()
         finally:

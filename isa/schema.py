@@ -33,6 +33,11 @@ def _fail(source: str, where: str, problem: str, allowed: str) -> ISAError:
     return ISAError(f"{source}: {where}: {problem}; allowed: {allowed}")
 
 
+def _key(value: Any) -> str:
+    """A mapping key as written in a place name: names bare, anything else as a short repr."""
+    return value if isinstance(value, str) and value.isprintable() and len(value) <= 60 else excerpt(value)
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -69,7 +74,7 @@ def check_spec(data: Any, source: str) -> None:
     spec = _mapping(source, "the top level", data, "a mapping with sections " + ", ".join(SECTIONS))
     for key in spec:
         if key not in SECTIONS:
-            raise _fail(source, f"section {excerpt(key)}", "unknown section", ", ".join(SECTIONS))
+            raise _fail(source, f"section '{_key(key)}'", "unknown section", ", ".join(SECTIONS))
     for key in SECTIONS:
         if key not in spec:
             raise _fail(source, f"section '{key}'", "missing", "every section of " + ", ".join(SECTIONS))
@@ -78,7 +83,7 @@ def check_spec(data: Any, source: str) -> None:
     widths = _mapping(source, "widths", spec["widths"], "a mapping of name: width expression")
     for key, expr in widths.items():
         if not _name_ok(key):
-            raise _fail(source, f"widths.{excerpt(key)}", "not a name", "identifiers (letters, digits, '_')")
+            raise _fail(source, f"widths.{_key(key)}", "not a name", "identifiers (letters, digits, '_')")
         _check_expression(source, f"widths.{key}", expr)
     enums = _check_enums(source, spec["enums"], widths)
     formats = _mapping(source, "formats", spec["formats"], "a mapping of instruction name: {doc, fields}")
@@ -91,7 +96,7 @@ def check_spec(data: Any, source: str) -> None:
     head_fields = _check_entries(source, "head", head, names, set())
     for name, body in formats.items():
         if not _name_ok(name):
-            raise _fail(source, f"formats.{excerpt(name)}", "not a name", "identifiers (letters, digits, '_')")
+            raise _fail(source, f"formats.{_key(name)}", "not a name", "identifiers (letters, digits, '_')")
         body = _mapping(source, f"formats.{name}", body, "{doc: TEXT, fields: [...]}")
         _check_body(source, f"formats.{name}", body)
         fields = _entries(source, f"formats.{name}.fields", body["fields"], empty=True)
@@ -110,7 +115,7 @@ def check_spec(data: Any, source: str) -> None:
 def _check_body(source: str, where: str, body: Mapping[Any, Any]) -> None:
     for key in body:
         if key not in ("doc", "fields"):
-            raise _fail(source, f"{where}.{excerpt(key)}", "unknown key", "doc, fields")
+            raise _fail(source, f"{where}.{_key(key)}", "unknown key", "doc, fields")
     if "fields" not in body:
         raise _fail(source, f"{where}.fields", "missing", "a list of fields")
     if not isinstance(body.get("doc", ""), str):
@@ -126,7 +131,7 @@ def _check_enums(source: str, value: Any, widths: Mapping[Any, Any]) -> dict[str
         if required not in enums:
             raise _fail(source, f"enums.{required}", "missing", "enums opcode and memory_id (and others)")
     for name, members in enums.items():
-        where = f"enums.{excerpt(name)}"
+        where = f"enums.{_key(name)}"
         if not _name_ok(name):
             raise _fail(source, where, "not a name", "identifiers (letters, digits, '_')")
         if name not in widths:
@@ -137,7 +142,7 @@ def _check_enums(source: str, value: Any, widths: Mapping[Any, Any]) -> dict[str
         seen: dict[int, str] = {}
         for member, number in members.items():
             if not _name_ok(member):
-                raise _fail(source, f"{where}.{excerpt(member)}", "not a name", "identifiers")
+                raise _fail(source, f"{where}.{_key(member)}", "not a name", "identifiers")
             if not _is_int(number) or number < 0:
                 raise _fail(source, f"{where}.{member}", f"{excerpt(number)} is not a value",
                             "a non-negative integer")
@@ -173,7 +178,7 @@ def _check_entries(source: str, where: str, entries: list[Any], enums: set[str],
             continue
         for key in entry:
             if key not in FIELD_KEYS:
-                raise _fail(source, f"{at}.{excerpt(key)}", "unknown key", ", ".join(FIELD_KEYS) + " or pad_to")
+                raise _fail(source, f"{at}.{_key(key)}", "unknown key", ", ".join(FIELD_KEYS) + " or pad_to")
         name = entry.get("name")
         if not _name_ok(name) or str(name).startswith("unused_"):
             raise _fail(source, f"{at}.name", f"{excerpt(name)} is not a field name",
