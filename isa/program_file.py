@@ -185,7 +185,7 @@ def _read_members(zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo], tensors: li
         if info.filename == MANIFEST:
             continue
         if info.filename not in sizes:
-            raise ProgramError(f"{path}: member '{excerpt(info.filename)}' is no tensor's data; allowed: "
+            raise ProgramError(f"{path}: member {excerpt(info.filename)} is no tensor's data; allowed: "
                                f"{MANIFEST} and data/NAME.npy for a tensor NAME of the manifest")
         if info.file_size > sizes[info.filename]:
             raise ProgramError(f"{path}: member '{info.filename}' is {info.file_size} bytes, more than its "
