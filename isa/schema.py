@@ -122,7 +122,7 @@ def _check_body(source: str, where: str, body: Mapping[Any, Any]) -> None:
         raise _fail(source, f"{where}.doc", f"{excerpt(body['doc'])} is not text", "a string")
 
 
-def _check_enums(source: str, value: Any, widths: Mapping[Any, Any]) -> dict[str, dict[str, int]]:
+def _check_enums(source: str, value: Any, widths: Mapping[Any, Any]) -> dict[Any, Any]:
     enums = _mapping(source, "enums", value, "a mapping of enum name: {MEMBER: value}")
     if "alu_opcode" in enums:
         raise ISAError(f"{source}: enums.alu_opcode: enum alu_opcode comes from contract/alu.py (one record per "
@@ -153,7 +153,7 @@ def _check_enums(source: str, value: Any, widths: Mapping[Any, Any]) -> dict[str
     missing = [m for m in MEMORIES if m not in enums["memory_id"]]
     if missing:
         raise _fail(source, "enums.memory_id", f"no member {', '.join(missing)}", "members " + ", ".join(MEMORIES))
-    return enums
+    return dict(enums)
 
 
 def _check_entries(source: str, where: str, entries: list[Any], enums: set[str], taken: set[str]) -> list[str]:
@@ -180,7 +180,7 @@ def _check_entries(source: str, where: str, entries: list[Any], enums: set[str],
             if key not in FIELD_KEYS:
                 raise _fail(source, f"{at}.{_key(key)}", "unknown key", ", ".join(FIELD_KEYS) + " or pad_to")
         name = entry.get("name")
-        if not _name_ok(name) or str(name).startswith("unused_"):
+        if not isinstance(name, str) or not _name_ok(name) or name.startswith("unused_"):
             raise _fail(source, f"{at}.name", f"{excerpt(name)} is not a field name",
                         "an identifier not starting with 'unused_' (the names of padding)")
         if name in taken or name in names:
