@@ -41,7 +41,7 @@ from tensorweave.configs.config import PRESET_DIR
 from tensorweave.errors import TensorweaveError
 from tensorweave.isa import Program, assemble, build_isa
 from tensorweave.isa.asm import read_source
-from tensorweave.isa.program_file import payload_digest
+from tensorweave.isa.program import payload_digest
 from tensorweave.isa.spec import ISA_YAML, enum_members
 from tensorweave.sim.programs import blocked_gemm
 from tensorweave.sim.random_programs import random_program_text

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from tensorweave.configs import load_config
 from tensorweave.isa import Program, ProgramError, assemble
-from tensorweave.isa.program_file import FORMAT_VERSION, payload_digest
+from tensorweave.isa.program import FORMAT_VERSION, payload_digest
 from tensorweave.sim.programs import blocked_gemm
 
 TINY = load_config("tiny")
