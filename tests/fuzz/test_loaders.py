@@ -15,11 +15,13 @@ to FILE as JSON lines (docs/reliability.md quotes them); TW_FUZZ_PROGRESS=1 prin
 
 from __future__ import annotations
 
+import atexit
 import copy
 import io
 import itertools
 import json
 import os
+import shutil
 import signal
 import tempfile
 import time
@@ -52,6 +54,7 @@ DEFAULT_ISA_EXAMPLES = int(os.environ.get("TW_FUZZ_DEFAULT_EXAMPLES", "200"))
 SLOW_EXAMPLES = int(os.environ.get("TW_FUZZ_EXAMPLES", "100000"))
 PER_INPUT_SECONDS = 20
 WORK = Path(tempfile.mkdtemp(prefix="tw-fuzz-"))
+atexit.register(shutil.rmtree, WORK, True)
 _names = itertools.count()
 
 
