@@ -21,7 +21,7 @@ import numpy as np
 
 from ..configs import AccelConfig
 from ..errors import TensorweaveError
-from .program import Program, ProgramError, Tensor, dtype_range
+from .program import Program, ProgramError, Tensor, check_shape, dtype_range
 from .spec import ISA, Insn, ISAError, Uop, build_isa
 
 
@@ -184,6 +184,10 @@ def _parse_tensor(words: list[str], where: str) -> tuple[Tensor, str | None]:
         raise AsmError(f"{where}: .tensor takes offset= and init=, not {', '.join(sorted(unknown))}")
     if any(d < 0 for d in shape):
         raise AsmError(f"{where}: shape '{shape_text}' has a negative dimension; allowed: sizes >= 0")
+    try:
+        check_shape(name, shape)
+    except ProgramError as exc:
+        raise AsmError(f"{where}: {exc}") from None
     offset = _int(kv["offset"], where) if "offset" in kv else -1
     if offset < 0 and "offset" in kv:
         raise AsmError(f"{where}: offset {offset} is negative; allowed: a byte offset >= 0")

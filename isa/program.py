@@ -41,6 +41,7 @@ DTYPES = {"int2": (2, True), "int4": (4, True), "int8": (8, True), "uint8": (8, 
           "int16": (16, True), "int32": (32, True)}
 # 4 GiB: what 32-bit DRAM addresses reach (in bytes); bounds a hostile file's declared sizes too.
 MAX_DRAM_BYTES = 1 << 32
+MAX_ELEMENTS = MAX_DRAM_BYTES * 4   # of the narrowest dtype, int2
 
 
 class ProgramError(TensorweaveError, ValueError):
@@ -151,8 +152,7 @@ class Program:
             if t.role not in ROLES:
                 raise ProgramError(f"tensor '{t.name}': role '{t.role}' is not one of {', '.join(ROLES)}")
             dtype_bits(t.dtype)
-            if not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in t.shape):
-                raise ProgramError(f"tensor '{t.name}': shape {t.shape} is not a list of non-negative integers")
+            check_shape(t.name, t.shape)
             if t.offset < -1:
                 raise ProgramError(f"tensor '{t.name}': offset {t.offset} is negative")
             if t.offset < 0:
@@ -232,6 +232,16 @@ def _checked_values(t: Tensor, values: np.ndarray) -> np.ndarray:
         raise ProgramError(f"tensor '{t.name}': values span {array.min()}..{array.max()}, "
                            f"outside {t.dtype} ({lo}..{hi})")
     return array.astype(np.int64)
+
+
+def check_shape(name: str, shape: tuple[int, ...]) -> None:
+    """Refuse a shape that is not non-negative integers, or whose non-zero sizes multiply past what a
+    DRAM image holds (numpy cannot even make an empty array of shape (0, 2**40, 2**40))."""
+    if not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
+        raise ProgramError(f"tensor '{name}': shape {shape} is not a list of non-negative integers")
+    if math.prod(d for d in shape if d) > MAX_ELEMENTS:
+        raise ProgramError(f"tensor '{name}': shape {shape} has more elements than a DRAM image of "
+                           f"{MAX_DRAM_BYTES} bytes holds, even with one dimension 0")
 
 
 def _check_words(words: list[int], width: int, what: str) -> None:

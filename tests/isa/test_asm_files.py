@@ -18,7 +18,11 @@ TINY = load_config("tiny")
     # was a 128 MiB allocation (and MemoryError for larger shapes) before any check
     (f".tensor A input int8 {MAX_INIT_ELEMENTS + 1} init=zeros",
      fr"x.s:1: tensor 'A' has {MAX_INIT_ELEMENTS + 1} elements; init= allows at most {MAX_INIT_ELEMENTS}"),
-    (".tensor A input int8 65536,65536,65536", r"x.s: tensor 'A' ends at byte \d+, beyond the largest DRAM image"),
+    (".tensor A input int8 65536,65536,65536", r"x.s:1: tensor 'A': shape \(65536, 65536, 65536\) has more elements"),
+    (".tensor A input int8 8589934592", r"x.s: tensor 'A' ends at byte \d+, beyond the largest DRAM image"),
+    # found by the slow fuzz run: numpy's ValueError making zeros of shape (0, 39, 1966170, 15035368184)
+    (".tensor A input int8 0,39,1966170,15035368184 init=zeros",
+     r"x.s:1: tensor 'A': shape \(0, 39, 1966170, 15035368184\) has more elements than a DRAM image"),
     (".uop dst=-1", r"x.s:1: micro-op.dst = -1 does not fit its 6 bits"),
     ("gemm uop_begin=" + "9" * 5000, r"x.s:1: '9999.*' is not an integer"),
 ])
