@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..contract import alu
 from ..errors import TensorweaveError
+from .yaml_safe import excerpt, read_yaml
+
+__all__ = ["ALU_OPS", "AccelConfig", "ConfigError", "clog2", "load_config", "preset_names", "read_yaml"]
 
 PRESET_DIR = Path(__file__).resolve().parent
 
@@ -81,7 +82,8 @@ _RULES: dict[str, _Rule] = {
     "inp_buffer_bytes": _pow2_between(16, 4096 * _KIB),
     "wgt_buffer_bytes": _pow2_between(16, 4096 * _KIB),
     "acc_buffer_bytes": _pow2_between(16, 4096 * _KIB),
-    "alu_ops": _Rule(tuple, lambda v: len(v) > 0 and len(set(v)) == len(v) and set(v) <= set(alu.names()),
+    "alu_ops": _Rule(tuple, lambda v: len(v) > 0 and all(isinstance(op, str) for op in v)
+                     and len(set(v)) == len(v) and set(v) <= set(alu.names()),
                      lambda: "a non-empty list without repeats drawn from " + ", ".join(alu.names())),
     "bus_width": _one_of(32, 64, 128, 256, 512),
     "clock_mhz": _int_between(1, 2000),
@@ -119,6 +121,18 @@ class AccelConfig:
             if f.name == "source":
                 continue
             _check_field(self.source, f.name, getattr(self, f.name))
+        for kind, across in (("inp", "batch x block_in"), ("wgt", "block_out x block_in"),
+                             ("acc", "batch x block_out"), ("out", "batch x block_out")):
+            # sub-byte widths pack several values per byte, but a row must still fill whole bytes
+            bits = {"inp": self.batch * self.block_in * self.inp_width,
+                    "wgt": self.block_out * self.block_in * self.wgt_width,
+                    "acc": self.batch * self.block_out * self.acc_width,
+                    "out": self.batch * self.block_out * self.out_width}[kind]
+            if bits % 8:
+                raise ConfigError(
+                    f"{self.source}: field '{kind}_width': one {kind} row ({across} values of {kind}_width bits) "
+                    f"is {bits} bits, not a whole number of bytes; allowed: widths and block sizes whose row "
+                    "fills whole bytes (e.g. a larger block_in, or 8-bit values)")
         for kind in ("inp", "wgt", "acc"):
             depth = getattr(self, f"{kind}_depth")
             if depth < 1:
@@ -247,17 +261,8 @@ def _check_field(source: str, name: str, value: Any) -> None:
     ok_type = isinstance(value, rule.kind) and not (rule.kind is int and isinstance(value, bool))
     if not ok_type or not rule.check(value):
         shown = list(value) if isinstance(value, tuple) else value
-        raise ConfigError(f"{source}: field '{name}': {shown!r} is not allowed; allowed: {rule.allowed}")
+        raise ConfigError(f"{source}: field '{name}': {excerpt(shown)} is not allowed; allowed: {rule.allowed}")
 
-
-def read_yaml(path: Path, error: type[TensorweaveError], what: str) -> Any:
-    """The parsed YAML of `path`; a missing file or invalid YAML raises `error` naming the file."""
-    if not path.is_file():
-        raise error(f"{what} '{path}' does not exist")
-    try:
-        return yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise error(f"{path}: not valid YAML: {exc}") from None
 
 
 def preset_names() -> list[str]:

@@ -15,17 +15,45 @@ a one-bit field may be written bare to set it. A value is an integer, an enum me
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from ..configs import AccelConfig
 from ..errors import TensorweaveError
-from .program import Program, ProgramError, Tensor, dtype_range
+from .program import Program, ProgramError, Tensor, check_shape, dtype_range
 from .spec import ISA, Insn, ISAError, Uop, build_isa
 
 
 class AsmError(TensorweaveError, ValueError):
     """A line the assembler cannot read; the message names the line number and the problem."""
+
+
+# `init=` materialises values in memory: bigger tensors take their data from an input file instead.
+MAX_INIT_ELEMENTS = 1 << 24
+MAX_SOURCE_BYTES = 64 * 1024 * 1024
+
+
+def read_source(path: str | Path) -> str:
+    """The text of an assembler source file; a missing, binary or non-UTF-8 file raises AsmError naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise AsmError(f"assembler source '{path}' does not exist")
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise AsmError(f"assembler source '{path}' cannot be read: {exc.strerror or exc}") from None
+    if len(raw) > MAX_SOURCE_BYTES:
+        raise AsmError(f"{path}: {len(raw)} bytes; allowed: an assembler source of at most {MAX_SOURCE_BYTES} bytes")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise AsmError(f"{path}:{line}: byte {exc.start} is not UTF-8 text; allowed: UTF-8 assembler text") from None
+    if "\0" in text:
+        line = text[:text.index("\0")].count("\n") + 1
+        raise AsmError(f"{path}:{line}: a NUL character: a binary file, not assembler text")
+    return text
 
 
 @dataclass
@@ -77,9 +105,9 @@ def assemble(text: str, config: AccelConfig, source: str = "<asm>") -> Program:
         raise AsmError(f"{source}: {exc}") from None
     words_out = []
     for p in pending:
-        for fname, (target, plus) in p.refs.items():
-            p.fields[fname] = _resolve(draft, p, target, plus, f"{source}:{p.line}")
         try:
+            for fname, (target, plus) in p.refs.items():
+                p.fields[fname] = _resolve(draft, p, target, plus, f"{source}:{p.line}")
             words_out.append(isa.encode(Insn(p.op, p.fields)))
         except ISAError as exc:
             raise AsmError(f"{source}:{p.line}: {exc}") from None
@@ -154,7 +182,15 @@ def _parse_tensor(words: list[str], where: str) -> tuple[Tensor, str | None]:
     unknown = set(kv) - {"offset", "init"}
     if unknown:
         raise AsmError(f"{where}: .tensor takes offset= and init=, not {', '.join(sorted(unknown))}")
+    if any(d < 0 for d in shape):
+        raise AsmError(f"{where}: shape '{shape_text}' has a negative dimension; allowed: sizes >= 0")
+    try:
+        check_shape(name, shape)
+    except ProgramError as exc:
+        raise AsmError(f"{where}: {exc}") from None
     offset = _int(kv["offset"], where) if "offset" in kv else -1
+    if offset < 0 and "offset" in kv:
+        raise AsmError(f"{where}: offset {offset} is negative; allowed: a byte offset >= 0")
     return Tensor(name, role, dtype, shape, offset), kv.get("init")
 
 
@@ -164,10 +200,16 @@ def _initial_values(tensor: Tensor, init: str, where: str) -> np.ndarray:
     except ProgramError as exc:
         raise AsmError(f"{where}: {exc}") from None
     kind, _, arg = init.partition(":")
+    if kind in ("zeros", "random", "values") and tensor.size > MAX_INIT_ELEMENTS:
+        raise AsmError(f"{where}: tensor '{tensor.name}' has {tensor.size} elements; init= allows at most "
+                       f"{MAX_INIT_ELEMENTS} (give bigger tensors their values as inputs)")
     if kind == "zeros":
         return np.zeros(tensor.shape, dtype=np.int64)
     if kind == "random":
-        rng = np.random.default_rng(_int(arg or "0", where))
+        seed = _int(arg or "0", where)
+        if seed < 0:
+            raise AsmError(f"{where}: seed {seed} is negative; allowed: random:SEED with SEED >= 0")
+        rng = np.random.default_rng(seed)
         return rng.integers(lo, hi + 1, size=tensor.shape, dtype=np.int64)
     if kind == "values":
         values = [_int(v, where) for v in arg.split(",") if v]

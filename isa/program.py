@@ -3,27 +3,45 @@
 DRAM layout: instructions from byte 0, then the micro-ops, then each tensor, every region aligned
 to the largest element any LOAD/STORE moves (so every DRAM address is a whole number of elements).
 Tensors hold integers of a named dtype (int2/int4/int8/int16/int32, uint8), packed LSB first.
+
+The file (.twp) is a zip of manifest.json and data/NAME.npy. manifest.json holds `format`
+("tensorweave-program"), `version` (FORMAT_VERSION), `sha256`, the config, the instruction and
+micro-op words (hex strings) and the tensors (name, role, dtype, shape, byte offset). `sha256` is the
+SHA-256 of the manifest without it (canonical JSON) followed by every data member (name, length,
+bytes, in name order), so any change after writing is caught on load. Files of version 1 (before the
+checksum) are refused with a message to reassemble. Loading trusts nothing: zip damage, a checksum
+mismatch, a field of the wrong type, a word wider than the instruction, a tensor outside the DRAM
+image or data of the wrong size each raise a ProgramError naming the file and the part.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import math
+import re
+import struct
 import zipfile
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from ..configs import AccelConfig, ConfigError
+from ..configs import AccelConfig
+from ..configs.yaml_safe import excerpt
 from ..errors import TensorweaveError
 from .spec import build_isa
 
 ROLES = ("input", "weight", "const", "output", "scratch")
 DTYPES = {"int2": (2, True), "int4": (4, True), "int8": (8, True), "uint8": (8, False),
           "int16": (16, True), "int32": (32, True)}
-FILE_FORMAT = "tensorweave-program/1"
+# 4 GiB: what 32-bit DRAM addresses reach (in bytes); bounds a hostile file's declared sizes too.
+MAX_DRAM_BYTES = 1 << 32
+MAX_ELEMENTS = MAX_DRAM_BYTES * 4   # of the narrowest dtype, int2
 
 
 class ProgramError(TensorweaveError, ValueError):
@@ -83,7 +101,7 @@ class Tensor:
 
     @property
     def size(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
+        return math.prod(self.shape)  # Python ints: a hostile shape cannot wrap around
 
     @property
     def nbytes(self) -> int:
@@ -118,7 +136,10 @@ class Program:
     def build(cls, config: AccelConfig, insns: list[int], uops: list[int], tensors: list[Tensor],
               data: Mapping[str, np.ndarray] | None = None) -> Program:
         """Place the regions in DRAM (tensors with an offset keep it) and check the initial data."""
-        insn_bytes = build_isa(config).instruction_width // 8
+        isa = build_isa(config)
+        insn_bytes = isa.instruction_width // 8
+        _check_words(insns, isa.instruction_width, "instruction")
+        _check_words(uops, isa.uop.word_width, "micro-op")
         align = element_alignment(config)
         uop_offset = _align(len(insns) * insn_bytes, align)
         cursor = _align(uop_offset + len(uops) * config.uop_bytes, align)
@@ -131,11 +152,17 @@ class Program:
             if t.role not in ROLES:
                 raise ProgramError(f"tensor '{t.name}': role '{t.role}' is not one of {', '.join(ROLES)}")
             dtype_bits(t.dtype)
+            check_shape(t.name, t.shape)
+            if t.offset < -1:
+                raise ProgramError(f"tensor '{t.name}': offset {t.offset} is negative")
             if t.offset < 0:
                 t = replace(t, offset=cursor)
             elif t.offset % align:
                 raise ProgramError(f"tensor '{t.name}': offset {t.offset} is not a multiple of {align} bytes")
             cursor = max(cursor, _align(t.offset + t.nbytes, align))
+            if cursor > MAX_DRAM_BYTES:
+                raise ProgramError(f"tensor '{t.name}' ends at byte {t.offset + t.nbytes}, beyond the largest "
+                                   f"DRAM image tensorweave builds ({MAX_DRAM_BYTES} bytes)")
             placed.append(t)
         _check_overlaps(placed, _align(uop_offset + len(uops) * config.uop_bytes, align))
         checked = {}
@@ -178,45 +205,13 @@ class Program:
 
     # --- the file -------------------------------------------------------------------------------
     def save(self, path: str | Path) -> None:
-        manifest = {
-            "format": FILE_FORMAT,
-            "config": self.config.to_dict(),
-            "insns": [f"{w:x}" for w in self.insns],
-            "uops": [f"{w:x}" for w in self.uops],
-            "tensors": [{"name": t.name, "role": t.role, "dtype": t.dtype, "shape": list(t.shape),
-                         "offset": t.offset} for t in self.tensors],
-        }
-        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
-            zf.writestr("manifest.json", json.dumps(manifest, indent=1))
-            for name, array in self.data.items():
-                buf = io.BytesIO()
-                np.save(buf, np.asarray(array, dtype=np.int64), allow_pickle=False)
-                zf.writestr(f"data/{name}.npy", buf.getvalue())
+        """Write the program file: a zip of manifest.json and data/NAME.npy, versioned and checksummed."""
+        save_program(self, Path(path))
 
     @classmethod
     def load(cls, path: str | Path) -> Program:
-        path = Path(path)
-        if not path.is_file():
-            raise ProgramError(f"program file '{path}' does not exist")
-        try:
-            with zipfile.ZipFile(path) as zf:
-                manifest = json.loads(zf.read("manifest.json"))
-                if manifest.get("format") != FILE_FORMAT:
-                    raise ProgramError(f"{path}: format {manifest.get('format')!r} is not {FILE_FORMAT!r}")
-                data = {}
-                for info in zf.infolist():
-                    if info.filename.startswith("data/") and info.filename.endswith(".npy"):
-                        name = info.filename[len("data/"):-len(".npy")]
-                        data[name] = np.load(io.BytesIO(zf.read(info)), allow_pickle=False)
-            config = AccelConfig.from_dict(manifest["config"], source=f"{path} (embedded config)")
-            tensors = [Tensor(t["name"], t["role"], t["dtype"], tuple(t["shape"]), t["offset"])
-                       for t in manifest["tensors"]]
-            return cls.build(config, [int(w, 16) for w in manifest["insns"]],
-                             [int(w, 16) for w in manifest["uops"]], tensors, data)
-        except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, ValueError, TypeError) as exc:
-            if isinstance(exc, (ProgramError, ConfigError)):
-                raise
-            raise ProgramError(f"{path} is not a readable tensorweave program ({type(exc).__name__}: {exc})") from None
+        """Read a program file; any damage or inconsistency raises ProgramError naming the file and the part."""
+        return load_program(Path(path))
 
 
 def _find(tensors: tuple[Tensor, ...] | list[Tensor], name: str) -> Tensor:
@@ -239,6 +234,24 @@ def _checked_values(t: Tensor, values: np.ndarray) -> np.ndarray:
     return array.astype(np.int64)
 
 
+def check_shape(name: str, shape: tuple[int, ...]) -> None:
+    """Refuse a shape that is not non-negative integers, or whose non-zero sizes multiply past what a
+    DRAM image holds (numpy cannot even make an empty array of shape (0, 2**40, 2**40))."""
+    if not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
+        raise ProgramError(f"tensor '{name}': shape {shape} is not a list of non-negative integers")
+    if math.prod(d for d in shape if d) > MAX_ELEMENTS:
+        raise ProgramError(f"tensor '{name}': shape {shape} has more elements than a DRAM image of "
+                           f"{MAX_DRAM_BYTES} bytes holds, even with one dimension 0")
+
+
+def _check_words(words: list[int], width: int, what: str) -> None:
+    for i, word in enumerate(words):
+        if not isinstance(word, int) or isinstance(word, bool) or not 0 <= word < 1 << width:
+            shown = f"0x{word:x}" if isinstance(word, int) else repr(word)
+            raise ProgramError(f"{what} {i}: word {shown} does not fit the {width}-bit {what} word "
+                               f"(allowed 0 <= word < 2**{width})")
+
+
 def _check_overlaps(tensors: list[Tensor], first_free: int) -> None:
     spans = sorted((t.offset, t.offset + t.nbytes, t.name) for t in tensors)
     for t_start, _, name in spans:
@@ -248,3 +261,188 @@ def _check_overlaps(tensors: list[Tensor], first_free: int) -> None:
     for (_, a1, an), (b0, _, bn) in zip(spans, spans[1:]):
         if b0 < a1:
             raise ProgramError(f"tensors '{an}' and '{bn}' overlap in DRAM (bytes {b0}..{a1})")
+
+
+# --- the program file (.twp) ------------------------------------------------------------------
+FILE_FORMAT = "tensorweave-program"
+FORMAT_VERSION = 2
+_OLD_FORMATS = {"tensorweave-program/1": 1}
+MANIFEST = "manifest.json"
+_MANIFEST_KEYS = ("format", "version", "sha256", "config", "insns", "uops", "tensors")
+_TENSOR_KEYS = ("name", "role", "dtype", "shape", "offset")
+_MAX_MANIFEST_BYTES = 256 * 1024 * 1024
+_NPY_HEADER_BYTES = 4096   # room for an .npy header beyond the values
+_HEX_WORD = re.compile(r"[0-9a-f]{1,256}")   # 256 hex digits: a 1024-bit word, the widest the ISA allows
+# What zipfile, zlib and numpy raise on damaged bytes (a flipped bit, a cut file, an unknown method).
+_DAMAGE = (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError, RuntimeError, ValueError,
+           KeyError, IndexError, struct.error, OverflowError, UnicodeError)
+
+
+def payload_digest(body: dict[str, Any], members: dict[str, bytes]) -> str:
+    """The SHA-256 stored in `sha256`: the manifest `body` (without sha256) and the data members."""
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode())
+    for name in sorted(members):
+        digest.update(name.encode() + b"\0" + len(members[name]).to_bytes(8, "little"))
+        digest.update(members[name])
+    return digest.hexdigest()
+
+
+def save_program(program: Program, path: Path) -> None:
+    body: dict[str, Any] = {
+        "format": FILE_FORMAT,
+        "version": FORMAT_VERSION,
+        "config": program.config.to_dict(),
+        "insns": [f"{w:x}" for w in program.insns],
+        "uops": [f"{w:x}" for w in program.uops],
+        "tensors": [{"name": t.name, "role": t.role, "dtype": t.dtype, "shape": list(t.shape),
+                     "offset": t.offset} for t in program.tensors],
+    }
+    members = {}
+    for name, array in program.data.items():
+        buf = io.BytesIO()
+        np.save(buf, np.asarray(array, dtype=np.int64), allow_pickle=False)
+        members[f"data/{name}.npy"] = buf.getvalue()
+    manifest = body | {"sha256": payload_digest(body, members)}
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(MANIFEST, json.dumps(manifest, indent=1))
+        for name, raw in members.items():
+            zf.writestr(name, raw)
+
+
+def load_program(path: Path) -> Program:
+    if not path.is_file():
+        raise ProgramError(f"program file '{path}' does not exist")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+            manifest = _read_manifest(zf, infos, path)
+            tensors = _tensors(manifest["tensors"], path)
+            members = _read_members(zf, infos, tensors, path)
+        body = {k: v for k, v in manifest.items() if k != "sha256"}
+        digest = payload_digest(body, members)
+    except ProgramError:
+        raise
+    except _DAMAGE as exc:
+        raise ProgramError(f"{path}: damaged program file ({type(exc).__name__}: {excerpt(str(exc))}); "
+                           "reassemble or recompile it") from None
+    if digest != manifest["sha256"]:
+        raise ProgramError(f"{path}: checksum mismatch: the file was damaged or edited after it was written; "
+                           "reassemble or recompile it")
+    try:
+        config = AccelConfig.from_dict(manifest["config"], source=f"{path} (embedded config)")
+        insns = _words(manifest["insns"], "insns")
+        uops = _words(manifest["uops"], "uops")
+        data = {name[len("data/"):-len(".npy")]: _array(raw, name) for name, raw in members.items()}
+        return Program.build(config, insns, uops, tensors, data)
+    except ProgramError as exc:
+        raise ProgramError(f"{path}: {exc}") from None
+    except TensorweaveError as exc:
+        text = str(exc)
+        raise ProgramError(text if text.startswith(str(path)) else f"{path}: {text}") from None
+
+
+def _read_manifest(zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo], path: Path) -> dict[str, Any]:
+    names = [i.filename for i in infos]
+    if len(set(names)) != len(names):
+        raise ProgramError(f"{path}: a member is stored twice; allowed: each member once")
+    if MANIFEST not in names:
+        raise ProgramError(f"{path}: not a tensorweave program (no {MANIFEST})")
+    info = zf.getinfo(MANIFEST)
+    if info.file_size > _MAX_MANIFEST_BYTES:
+        raise ProgramError(f"{path}: {MANIFEST} is {info.file_size} bytes; allowed: at most {_MAX_MANIFEST_BYTES}")
+    manifest = json.loads(zf.read(info))
+    if not isinstance(manifest, dict):
+        raise ProgramError(f"{path}: {MANIFEST} is a {type(manifest).__name__}, not a mapping")
+    fmt = manifest.get("format")
+    if isinstance(fmt, str) and fmt in _OLD_FORMATS:
+        raise ProgramError(f"{path}: written by an older tensorweave (program format version {_OLD_FORMATS[fmt]}, "
+                           f"without a checksum); this one reads version {FORMAT_VERSION}: reassemble it "
+                           "(tensorweave asm) or recompile the model")
+    if fmt != FILE_FORMAT:
+        raise ProgramError(f"{path}: format {excerpt(fmt)} is not {FILE_FORMAT!r}: not a tensorweave program")
+    version = manifest.get("version")
+    if type(version) is not int or version != FORMAT_VERSION:
+        newer = type(version) is int and version > FORMAT_VERSION
+        raise ProgramError(f"{path}: program format version {excerpt(version)}"
+                           + (" is newer than this tensorweave reads" if newer else " is not one tensorweave wrote")
+                           + f"; allowed: {FORMAT_VERSION}")
+    for key in manifest:
+        if key not in _MANIFEST_KEYS:
+            raise ProgramError(f"{path}: {MANIFEST}: unknown field {excerpt(key)}; fields: {', '.join(_MANIFEST_KEYS)}")
+    for key in _MANIFEST_KEYS:
+        if key not in manifest:
+            raise ProgramError(f"{path}: {MANIFEST}: missing field '{key}'")
+    digest = manifest["sha256"]
+    if not (isinstance(digest, str) and re.fullmatch(r"[0-9a-f]{64}", digest)):
+        raise ProgramError(f"{path}: {MANIFEST}: field 'sha256' {excerpt(digest)} is not 64 hex digits")
+    return manifest
+
+
+def _tensors(raw: Any, path: Path) -> list[Tensor]:
+    where = f"{path}: {MANIFEST}: field 'tensors'"
+    if not isinstance(raw, list):
+        raise ProgramError(f"{where}: a {type(raw).__name__}, not a list")
+    tensors = []
+    for i, entry in enumerate(raw):
+        at = f"{where}[{i}]"
+        if not isinstance(entry, dict) or sorted(entry) != sorted(_TENSOR_KEYS):
+            raise ProgramError(f"{at}: {excerpt(entry)}; allowed: a mapping of exactly {', '.join(_TENSOR_KEYS)}")
+        name, role, dtype, shape, offset = (entry[k] for k in _TENSOR_KEYS)
+        if not (isinstance(name, str) and name and len(name) <= 256 and name.isprintable()):
+            raise ProgramError(f"{at}: name {excerpt(name)}; allowed: printable text of 1 to 256 characters")
+        if not (isinstance(role, str) and role in ROLES and isinstance(dtype, str) and dtype in DTYPES):
+            raise ProgramError(f"{at} ('{name}'): role {excerpt(role)} / dtype {excerpt(dtype)}; allowed roles: "
+                               f"{', '.join(ROLES)}; dtypes: {', '.join(DTYPES)}")
+        if not (isinstance(shape, list) and len(shape) <= 16 and all(_count(d) for d in shape)):
+            raise ProgramError(f"{at} ('{name}'): shape {excerpt(shape)}; allowed: a list of at most 16 "
+                               f"integers from 0 to {MAX_DRAM_BYTES}")
+        if not _count(offset):
+            raise ProgramError(f"{at} ('{name}'): offset {excerpt(offset)}; allowed: a byte offset from 0 "
+                               f"to {MAX_DRAM_BYTES}")
+        tensor = Tensor(name, role, dtype, tuple(shape), offset)
+        if tensor.offset + tensor.nbytes > MAX_DRAM_BYTES:
+            raise ProgramError(f"{at} ('{name}'): ends at byte {tensor.offset + tensor.nbytes}, beyond the largest "
+                               f"DRAM image ({MAX_DRAM_BYTES} bytes)")
+        tensors.append(tensor)
+    return tensors
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_DRAM_BYTES
+
+
+def _read_members(zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo], tensors: list[Tensor],
+                  path: Path) -> dict[str, bytes]:
+    sizes = {f"data/{t.name}.npy": t.size * 8 + _NPY_HEADER_BYTES for t in tensors}
+    members = {}
+    for info in infos:
+        if info.filename == MANIFEST:
+            continue
+        if info.filename not in sizes:
+            raise ProgramError(f"{path}: member {excerpt(info.filename)} is no tensor's data; allowed: "
+                               f"{MANIFEST} and data/NAME.npy for a tensor NAME of the manifest")
+        if info.file_size > sizes[info.filename]:
+            raise ProgramError(f"{path}: member '{info.filename}' is {info.file_size} bytes, more than its "
+                               f"tensor's values take ({sizes[info.filename]} bytes at most)")
+        members[info.filename] = zf.read(info)
+    return members
+
+
+def _words(raw: Any, key: str) -> list[int]:
+    if not isinstance(raw, list):
+        raise ProgramError(f"{MANIFEST}: field '{key}': a {type(raw).__name__}, not a list of hex words")
+    for i, word in enumerate(raw):
+        if not (isinstance(word, str) and _HEX_WORD.fullmatch(word)):
+            raise ProgramError(f"{MANIFEST}: field '{key}'[{i}]: {excerpt(word)} is not a word; allowed: "
+                               "lower-case hex digits")
+    return [int(w, 16) for w in raw]
+
+
+def _array(raw: bytes, name: str) -> np.ndarray:
+    try:
+        array = np.load(io.BytesIO(raw), allow_pickle=False)
+    except _DAMAGE as exc:
+        raise ProgramError(f"member '{name}' is not a readable array ({type(exc).__name__}: {exc})") from None
+    if not isinstance(array, np.ndarray):
+        raise ProgramError(f"member '{name}' is not an array")
+    return array

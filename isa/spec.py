@@ -15,17 +15,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..configs import AccelConfig, clog2
+from ..configs.yaml_safe import excerpt, read_yaml
 from ..contract import alu
-from ..errors import TensorweaveError
+from .schema import ISAError, check_spec
+
+__all__ = ["ISA", "ISA_YAML", "Field", "Format", "ISAError", "Insn", "Uop", "build_isa", "enum_members", "evaluate"]
 
 ISA_YAML = Path(__file__).resolve().parent / "isa.yaml"
-
-
-class ISAError(TensorweaveError, ValueError):
-    """The ISA description does not fit the config, or an instruction does not fit its format."""
+# The widest word or field the builder accepts: far beyond VTA's 128-bit instructions.
+MAX_WORD_BITS = 1024
+# Bound every intermediate value of a width expression (a width is at most MAX_WORD_BITS anyway).
+_MAX_MAGNITUDE = 1 << 64
 
 
 @dataclass(frozen=True)
@@ -162,36 +163,69 @@ def _unpack(fmt: Format, word: int) -> dict[str, int]:
 
 
 # --- building from YAML ------------------------------------------------------------------------
-_FUNCS: dict[str, Callable[..., int]] = {"clog2": clog2, "max": max, "min": min}
+def _clog2(*args: int) -> int:
+    if len(args) != 1:
+        raise ValueError(f"clog2 takes one argument, not {len(args)}")
+    return clog2(args[0])
+
+
+def _extreme(pick: Callable[[list[int]], int]) -> Callable[..., int]:
+    def call(*args: int) -> int:
+        if not args:
+            raise ValueError("needs at least one argument")
+        return pick(list(args))
+    return call
+
+
+_FUNCS: dict[str, Callable[..., int]] = {"clog2": _clog2, "max": _extreme(max), "min": _extreme(min)}
 
 
 def evaluate(expr: Any, names: Mapping[str, int], where: str) -> int:
     """Evaluate a width expression: integers, names, + - * //, and clog2/max/min calls."""
     if isinstance(expr, int) and not isinstance(expr, bool):
         return expr
+    text = str(expr)
     try:
-        tree = ast.parse(str(expr), mode="eval")
-    except SyntaxError:
-        raise ISAError(f"{where}: cannot parse width expression {expr!r}") from None
+        tree = ast.parse(text, mode="eval")
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        raise ISAError(f"{where}: cannot parse width expression {excerpt(expr)}") from None
 
     def ev(node: ast.AST) -> int:
+        value = _node(node)
+        if abs(value) > _MAX_MAGNITUDE:
+            raise ISAError(f"{where}: {excerpt(expr)} reaches {excerpt(value)}, beyond any width")
+        return value
+
+    def _node(node: ast.AST) -> int:
         if isinstance(node, ast.Expression):
             return ev(node.body)
-        if isinstance(node, ast.Constant) and isinstance(node.value, int):
+        if isinstance(node, ast.Constant) and isinstance(node.value, int) and not isinstance(node.value, bool):
             return node.value
         if isinstance(node, ast.Name):
             if node.id not in names:
-                raise ISAError(f"{where}: unknown name '{node.id}' in {expr!r}")
+                raise ISAError(f"{where}: unknown name '{node.id}' in {excerpt(expr)}; names: {', '.join(names)}")
             return names[node.id]
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            return -ev(node.operand)
         if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
-            return _BINOPS[type(node.op)](ev(node.left), ev(node.right))
+            left, right = ev(node.left), ev(node.right)
+            if isinstance(node.op, ast.FloorDiv) and right == 0:
+                raise ISAError(f"{where}: division by zero in {excerpt(expr)}")
+            return _BINOPS[type(node.op)](left, right)
         if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _FUNCS
-                and not node.keywords):
-            return int(_FUNCS[node.func.id](*[ev(a) for a in node.args]))
-        raise ISAError(f"{where}: unsupported expression {expr!r} (use integers, config names, "
+                and not node.keywords and not any(isinstance(a, ast.Starred) for a in node.args)):
+            args = [ev(a) for a in node.args]
+            try:
+                return int(_FUNCS[node.func.id](*args))
+            except ValueError as exc:
+                raise ISAError(f"{where}: {node.func.id}() in {excerpt(expr)}: {exc}") from None
+        raise ISAError(f"{where}: unsupported expression {excerpt(expr)} (use integers, config names, "
                        "+ - * //, clog2, max, min)")
 
-    return ev(tree)
+    try:
+        return ev(tree)
+    except RecursionError:
+        raise ISAError(f"{where}: width expression {excerpt(expr)} is nested too deeply") from None
 
 
 _BINOPS = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b,
@@ -204,34 +238,43 @@ def _config_names(config: AccelConfig) -> dict[str, int]:
     return names
 
 
+def _width(expr: Any, names: Mapping[str, int], where: str, lo: int, hi: int, source: str) -> int:
+    value = evaluate(expr, names, f"{source}: {where}")
+    if not lo <= value <= hi:
+        raise ISAError(f"{source}: {where}: {excerpt(expr)} gives {value} bits; allowed: {lo} to {hi}")
+    return value
+
+
 def _layout(name: str, entries: list[dict], widths: Mapping[str, int], word_width: int, doc: str,
-            config_name: str) -> Format:
+            config_name: str, source: str = "") -> Format:
     fields: list[Field] = []
     pos = 0
     for entry in entries:
         if "pad_to" in entry:
             target = int(entry["pad_to"])
+            if target > word_width:
+                raise ISAError(f"{source}: {name}: pad_to {target} is beyond the {word_width}-bit word; "
+                               f"allowed: 0 to {word_width}")
             if pos < target:
                 fields.append(Field(f"unused_{pos}", pos, target - pos, reserved=True))
                 pos = target
             continue
-        spec = entry["width"]
-        width = evaluate(spec, widths, f"{name}.{entry['name']}")
-        if width < 1:
-            raise ISAError(f"{name}.{entry['name']}: width {width} must be at least 1")
+        width = _width(entry["width"], widths, f"{name}.{entry['name']}", 1, word_width, source)
         fields.append(Field(entry["name"], pos, width, bool(entry.get("signed", False)), entry.get("enum"),
                             str(entry.get("doc", ""))))
         pos += width
-    fmt = Format(name, tuple(fields), word_width, " ".join(str(doc).split()))
     if pos > word_width:
         raise ISAError(f"the {name} format needs {pos} bits and overflows the {word_width}-bit "
                        f"word by {pos - word_width} bits for config '{config_name}'")
-    return fmt
+    return Format(name, tuple(fields), word_width, " ".join(str(doc).split()))
 
 
 @functools.lru_cache(maxsize=64)
-def _load_yaml(path: Path) -> dict:
-    return yaml.safe_load(path.read_text())
+def _load_spec(path: Path) -> dict:
+    """The checked ISA description at `path` (see schema.py for what is checked)."""
+    data = read_yaml(path, ISAError, "ISA description")
+    check_spec(data, str(path))
+    return data
 
 
 def enum_members(enum: str, path: Path = ISA_YAML) -> dict[str, int]:
@@ -242,34 +285,50 @@ def enum_members(enum: str, path: Path = ISA_YAML) -> dict[str, int]:
 
 @functools.lru_cache(maxsize=16)
 def _enum_items(enum: str, path: Path) -> tuple[tuple[str, int], ...]:
-    return tuple(_load_yaml(path)["enums"][enum].items())
+    enums = _load_spec(path)["enums"]
+    if enum not in enums:
+        raise ISAError(f"{path}: no enum '{enum}'; enums: {', '.join(enums)}")
+    return tuple(enums[enum].items())
 
 
 @functools.lru_cache(maxsize=64)
 def build_isa(config: AccelConfig, path: Path = ISA_YAML) -> ISA:
     """Evaluate the ISA description for `config`; raises ISAError naming the format that overflows."""
-    spec = _load_yaml(path)
+    spec = _load_spec(path)
+    source = str(path)
     names = _config_names(config)
     widths: dict[str, int] = dict(names)
     for key, expr in spec["widths"].items():
-        widths[key] = evaluate(expr, widths, f"widths.{key}")
-    insn_width = evaluate(spec["instruction_width"], names, "instruction_width")
-    uop_width = evaluate(spec["uop_width"], names, "uop_width")
-    head = _layout("head", spec["head"], widths, insn_width, "", config.name).fields
+        widths[key] = _width(expr, widths, f"widths.{key}", 1, MAX_WORD_BITS, source)
+    insn_width = _word(spec["instruction_width"], names, "instruction_width", source)
+    uop_width = _word(spec["uop_width"], names, "uop_width", source)
+    head = _layout("head", spec["head"], widths, insn_width, "", config.name, source).fields
     formats = {}
     for name, body in spec["formats"].items():
         formats[name] = _layout(name, list(spec["head"]) + list(body["fields"]), widths, insn_width,
-                                body.get("doc", ""), config.name)
-    uop = _layout("micro-op", spec["uop"]["fields"], widths, uop_width, spec["uop"].get("doc", ""), config.name)
+                                body.get("doc", ""), config.name, source)
+    uop = _layout("micro-op", spec["uop"]["fields"], widths, uop_width, spec["uop"].get("doc", ""), config.name,
+                  source)
     enums = {k: dict(v) for k, v in spec["enums"].items()}
-    if "alu_opcode" in enums:
-        raise ISAError("enum alu_opcode comes from contract/alu.py (one record per operation); "
-                       "remove it from the ISA description")
     enums["alu_opcode"] = alu.opcodes()
     for enum, members in enums.items():
+        if enum not in widths:
+            raise ISAError(f"{source}: enums.{enum}: has no width; allowed: a widths.{enum} entry giving its bits")
         width = widths[enum]
         for member, value in members.items():
             if value >= 1 << width:
                 raise ISAError(f"enum {enum}.{member} = {value} does not fit {width} bits")
+    for fmt in (*formats.values(), uop):
+        for f in fmt.named_fields:
+            if f.enum and max(enums[f.enum].values()) >> f.width:
+                raise ISAError(f"{source}: {fmt.name}.{f.name}: enum {f.enum} has values up to "
+                               f"{max(enums[f.enum].values())}, more than its {f.width} bits hold")
     public_widths = {k: v for k, v in widths.items() if k in spec["widths"]}
     return ISA(config, insn_width, uop, head, formats, enums, public_widths)
+
+
+def _word(expr: Any, names: Mapping[str, int], where: str, source: str) -> int:
+    value = _width(expr, names, where, 8, MAX_WORD_BITS, source)
+    if value % 8:
+        raise ISAError(f"{source}: {where}: {value} bits is not whole bytes; allowed: a multiple of 8")
+    return value
