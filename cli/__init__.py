@@ -15,6 +15,7 @@ from ..contract.codegen import check_all, write_all
 from ..contract.engine import DEFAULT_BUDGET
 from ..errors import TensorweaveError
 from ..isa import Program, ProgramError, assemble, build_isa, disassemble
+from ..isa.asm import read_source
 from ..isa.codegen import markdown
 from ..sim import run_functional
 from .buildable import check_args
@@ -95,7 +96,7 @@ def cmd_asm(args: argparse.Namespace) -> int:
     # a shipped example's program goes to the working folder, not into the installed package
     default = source.with_suffix(".twp") if source == Path(args.source) else Path(source.with_suffix(".twp").name)
     output = check_output(args.output or default, force=args.force, inputs=[source], ours=_is_program_file)
-    program = assemble(source.read_text(), load_config(args.config), source=str(source))
+    program = assemble(read_source(source), load_config(args.config), source=str(source))
     write_file(output, program.save)
     print(f"wrote {output}: {len(program.insns)} instructions, {len(program.uops)} micro-ops, "
           f"{len(program.tensors)} tensors, {program.dram_bytes} bytes of DRAM")

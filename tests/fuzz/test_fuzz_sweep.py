@@ -8,84 +8,20 @@ whole table afterwards (read again: the same rows, no warning). Tiers and report
 
 from __future__ import annotations
 
-import json
-import os
-import signal
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
+from fuzzing import DEFAULT_EXAMPLES, SLOW_EXAMPLES, mutated, outcome, report
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from tensorweave.dse.results import ResultsTable
 from tensorweave.dse.runner import run_sweep
 from tensorweave.dse.space import load_space, parse_space, point_key
-from tensorweave.errors import TensorweaveError
 
-DEFAULT_EXAMPLES = int(os.environ.get("TW_FUZZ_DEFAULT_EXAMPLES", "200"))
-SLOW_EXAMPLES = int(os.environ.get("TW_FUZZ_EXAMPLES", "100000"))
-PER_INPUT_SECONDS = 20
 WORK = Path(tempfile.mkdtemp(prefix="tw-fuzz-sweep-"))
 
 
-class Hang(Exception):
-    """An input ran past PER_INPUT_SECONDS."""
-
-
-@contextmanager
-def time_limit(seconds: float) -> Iterator[None]:
-    def alarm(signum: int, frame: Any) -> None:
-        raise Hang(f"one input ran past {seconds} s")
-    previous = signal.signal(signal.SIGALRM, alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
-def outcome(counts: Counter, load: Callable[[], Any]) -> None:
-    """Run one input and count it; anything but success or a TensorweaveError fails the test."""
-    counts["inputs"] += 1
-    try:
-        with time_limit(PER_INPUT_SECONDS):
-            load()
-        counts["accepted"] += 1
-    except TensorweaveError as exc:
-        assert str(exc).strip(), "a project error with an empty message"
-        counts["refused"] += 1
-
-
-def report(target: str, counts: Counter) -> None:
-    if os.environ.get("TW_FUZZ_REPORT"):
-        with open(os.environ["TW_FUZZ_REPORT"], "a") as f:
-            f.write(json.dumps({"target": target, **counts}) + "\n")
-
-
-@st.composite
-def mutated(draw: st.DrawFn, seeds: list[bytes]) -> bytes:
-    """A seed with 1-6 edits: bit flips, cuts, inserted, deleted or duplicated runs."""
-    data = bytearray(draw(st.sampled_from(seeds)))
-    for _ in range(draw(st.integers(1, 6))):
-        kind = draw(st.sampled_from(["flip", "flip", "cut", "insert", "delete", "duplicate"]))
-        pos = draw(st.integers(0, max(0, len(data) - 1)))
-        if kind == "flip" and data:
-            data[pos] ^= 1 << draw(st.integers(0, 7))
-        elif kind == "cut":
-            del data[pos:]
-        elif kind == "insert":
-            data[pos:pos] = draw(st.binary(min_size=1, max_size=12))
-        elif kind == "delete":
-            del data[pos:pos + draw(st.integers(1, 64))]
-        elif kind == "duplicate":
-            end = pos + draw(st.integers(1, 200))
-            data[end:end] = data[pos:end]
-    return bytes(data)
 
 
 SPACE_SEEDS = [b"""name: small

@@ -22,13 +22,11 @@ import itertools
 import json
 import os
 import shutil
-import signal
 import tempfile
 import time
 import zipfile
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -36,11 +34,11 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
+from fuzzing import mutated, outcome
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tensorweave.configs import load_config, preset_names
 from tensorweave.configs.config import PRESET_DIR
-from tensorweave.errors import TensorweaveError
 from tensorweave.isa import Program, assemble, build_isa
 from tensorweave.isa.asm import read_source
 from tensorweave.isa.program import payload_digest
@@ -52,50 +50,19 @@ from tensorweave.sim.random_programs import random_program_text
 DEFAULT_EXAMPLES = int(os.environ.get("TW_FUZZ_DEFAULT_EXAMPLES", "300"))
 DEFAULT_ISA_EXAMPLES = int(os.environ.get("TW_FUZZ_DEFAULT_EXAMPLES", "200"))
 SLOW_EXAMPLES = int(os.environ.get("TW_FUZZ_EXAMPLES", "100000"))
-PER_INPUT_SECONDS = 20
 WORK = Path(tempfile.mkdtemp(prefix="tw-fuzz-"))
 atexit.register(shutil.rmtree, WORK, True)
 _names = itertools.count()
-
-
-class Hang(Exception):
-    """An input ran past PER_INPUT_SECONDS."""
-
-
-@contextmanager
-def time_limit(seconds: float) -> Iterator[None]:
-    def alarm(signum: int, frame: Any) -> None:
-        raise Hang(f"one input ran past {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 STATS: dict[str, Counter] = {}
 
 
 def run_loader(target: str, load: Callable[[], Any]) -> None:
-    """Run one input; count the outcome; anything but success or a TensorweaveError fails the test."""
+    """Run one input and count its outcome under `target` (fuzzing.outcome: success or a TensorweaveError)."""
     counts = STATS.setdefault(target, Counter())
-    counts["inputs"] += 1
     try:
-        with time_limit(PER_INPUT_SECONDS):
-            load()
-        counts["accepted"] += 1
-    except TensorweaveError as exc:
-        assert str(exc).strip(), "a project error with an empty message"
-        counts["refused"] += 1
-    except Hang:
-        counts["hangs"] += 1
-        raise
-    except BaseException:
-        counts["outside the project's class"] += 1
-        raise
+        outcome(counts, load)
     finally:
         if os.environ.get("TW_FUZZ_PROGRESS") and counts["inputs"] % 1000 == 0:
             print(json.dumps({"target": target, "at": time.time(), **counts}), flush=True)
@@ -122,26 +89,6 @@ SPECIAL = [b"\0", b"\xff", b":", b"[", b"{", b"- ", b"&a ", b"*a", b"\n  ", b"-1
            b"!!python/object:os.system ", b"<<: ", b"\t", b"\xef\xbb\xbf", b"#", b"@", b"=", b",", b"0x"]
 
 
-@st.composite
-def mutated(draw: st.DrawFn, seeds: list[bytes]) -> bytes:
-    data = bytearray(draw(st.sampled_from(seeds)))
-    for _ in range(draw(st.integers(1, 6))):
-        kind = draw(st.sampled_from(["flip", "flip", "cut", "insert", "delete", "special", "duplicate"]))
-        pos = draw(st.integers(0, max(0, len(data) - 1)))
-        if kind == "flip" and data:
-            data[pos] ^= 1 << draw(st.integers(0, 7))
-        elif kind == "cut":
-            del data[pos:]
-        elif kind == "insert":
-            data[pos:pos] = draw(st.binary(min_size=1, max_size=12))
-        elif kind == "delete":
-            del data[pos:pos + draw(st.integers(1, 64))]
-        elif kind == "special":
-            data[pos:pos + draw(st.integers(0, 2))] = draw(st.sampled_from(SPECIAL))
-        elif kind == "duplicate":
-            end = pos + draw(st.integers(1, 200))
-            data[end:end] = data[pos:end]
-    return bytes(data)
 
 
 WILD = st.one_of(
@@ -221,7 +168,7 @@ def check_config_bytes(raw: bytes) -> None:
 
 
 @fuzz_settings(DEFAULT_EXAMPLES)
-@given(st.one_of(mutated(CONFIG_SEEDS), config_documents()))
+@given(st.one_of(mutated(CONFIG_SEEDS, SPECIAL), config_documents()))
 def test_config_loader_fuzz(raw):
     check_config_bytes(raw)
 
@@ -229,7 +176,7 @@ def test_config_loader_fuzz(raw):
 @pytest.mark.slow
 def test_config_loader_fuzz_slow():
     started = time.monotonic()
-    fuzz_settings(SLOW_EXAMPLES)(given(st.one_of(mutated(CONFIG_SEEDS), config_documents()))(check_config_bytes))()
+    fuzz_settings(SLOW_EXAMPLES)(given(st.one_of(mutated(CONFIG_SEEDS, SPECIAL), config_documents()))(check_config_bytes))()
     report("config YAML", started)
 
 
@@ -287,7 +234,7 @@ def check_isa_bytes(raw: bytes) -> None:
     run_loader("ISA YAML", loaded_from_file(raw, ".yaml", load_isa))
 
 
-ISA_INPUTS = st.one_of(mutated([ISA_SEED]),
+ISA_INPUTS = st.one_of(mutated([ISA_SEED], SPECIAL),
                        edited_tree(ISA_DATA, ISA_VALUES).map(lambda t: yaml.safe_dump(t, sort_keys=False).encode()))
 
 
@@ -352,7 +299,7 @@ def check_asm_bytes(raw: bytes) -> None:
     run_loader("assembler text", loaded_from_file(raw, ".s", load_asm))
 
 
-ASM_INPUTS = st.one_of(mutated([s.encode() for s in ASM_SEEDS]), edited_source())
+ASM_INPUTS = st.one_of(mutated([s.encode() for s in ASM_SEEDS], SPECIAL), edited_source())
 
 
 @fuzz_settings(DEFAULT_EXAMPLES)
@@ -414,7 +361,7 @@ def check_program_bytes(raw: bytes) -> None:
     run_loader("program file", loaded_from_file(raw, ".twp", Program.load))
 
 
-PROGRAM_INPUTS = st.one_of(mutated([PROGRAM_SEED]), edited_program())
+PROGRAM_INPUTS = st.one_of(mutated([PROGRAM_SEED], SPECIAL), edited_program())
 
 
 @fuzz_settings(DEFAULT_EXAMPLES)
