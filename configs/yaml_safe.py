@@ -133,12 +133,16 @@ def _expanded_size(data: Any) -> int:
     return count
 
 
-def read_yaml(path: Path, error: type[TensorweaveError], what: str) -> Any:
-    """The parsed YAML of `path`; a missing, unreadable or invalid file raises `error` naming the file."""
+def read_file_bytes(path: Path, error: type[TensorweaveError], what: str) -> bytes:
+    """The bytes of `path`; a missing or unreadable file raises `error` naming `what` and the file."""
     if not path.is_file():
         raise error(f"{what} '{path}' does not exist")
     try:
-        raw = path.read_bytes()
+        return path.read_bytes()
     except OSError as exc:
         raise error(f"{what} '{path}' cannot be read: {exc.strerror or exc}") from None
-    return parse_yaml(raw, error, str(path))
+
+
+def read_yaml(path: Path, error: type[TensorweaveError], what: str) -> Any:
+    """The parsed YAML of `path`; a missing, unreadable or invalid file raises `error` naming the file."""
+    return parse_yaml(read_file_bytes(path, error, what), error, str(path))

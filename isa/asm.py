@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..configs import AccelConfig
+from ..configs.yaml_safe import read_file_bytes
 from ..errors import TensorweaveError
 from .program import Program, ProgramError, Tensor, check_shape, dtype_range
 from .spec import ISA, Insn, ISAError, Uop, build_isa
@@ -37,12 +38,7 @@ MAX_SOURCE_BYTES = 64 * 1024 * 1024
 def read_source(path: str | Path) -> str:
     """The text of an assembler source file; a missing, binary or non-UTF-8 file raises AsmError naming it."""
     path = Path(path)
-    if not path.is_file():
-        raise AsmError(f"assembler source '{path}' does not exist")
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise AsmError(f"assembler source '{path}' cannot be read: {exc.strerror or exc}") from None
+    raw = read_file_bytes(path, AsmError, "assembler source")
     if len(raw) > MAX_SOURCE_BYTES:
         raise AsmError(f"{path}: {len(raw)} bytes; allowed: an assembler source of at most {MAX_SOURCE_BYTES} bytes")
     try:
